@@ -1,0 +1,168 @@
+"""Command line: ``unpaired <command>``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .checkpoint import CheckpointError
+from .config import PRESETS, Config, ConfigError, apply_dict, load_yaml, parse_override, preset, resolve, set_value
+from .data.images import ImageError
+
+# CLI flag -> config key; flags left unset do not override the preset, file or saved run
+TRAIN_FLAGS = {
+    "data": "data.root", "size": "data.crop_size", "load_size": "data.load_size",
+    "batch_size": "data.batch_size", "num_workers": "data.num_workers",
+    "epochs": "train.epochs", "epochs_decay": "train.epochs_decay", "iters": "train.iters",
+    "save_every": "train.save_every", "sample_every": "train.sample_every", "device": "train.device",
+    "precision": "train.precision", "seed": "train.seed",
+}
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """preset < config file < saved run (when neither is given) < flags < --set."""
+    file_cfg = load_yaml(args.config) if args.config else {}
+    file_name = (file_cfg.get("model") or {}).get("name") if isinstance(file_cfg, dict) else None
+    if args.model and file_name and args.model != file_name:
+        raise ConfigError(f"--model {args.model} contradicts model.name: {file_name} in {args.config}")
+    name = args.model or file_name
+    saved = Path(args.out) / "config.yaml" if args.out else None
+    if name:
+        cfg = preset(name)
+        apply_dict(cfg, file_cfg, source=str(args.config))
+    elif saved is not None and saved.is_file():
+        cfg = Config.from_dict(load_yaml(saved))  # resuming with `unpaired train --out RUN_DIR`
+    else:
+        raise ConfigError("choose a model with --model (" + ", ".join(PRESETS) + ") or a --config file that sets model.name")
+    for flag, key in TRAIN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            set_value(cfg, key, value, source=f"--{flag.replace('_', '-')}")
+    for item in args.set or []:
+        key, value = parse_override(item)
+        set_value(cfg, key, value)
+    return resolve(cfg)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    if args.dry_run:
+        from .models import build_model
+        from .train import count_params, select_device
+
+        model = build_model(cfg)
+        info = {"config": cfg.to_dict(),
+                "params": {k: count_params(getattr(model, k)) for k in ("G", "D", "F")},
+                "device": str(select_device(cfg.train.device))}
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"model {cfg.model.name} on {info['device']}; parameters: "
+                  + ", ".join(f"{k} {v:,}" for k, v in info["params"].items()))
+        return 0
+    if not args.out:
+        raise ConfigError("--out RUN_DIR is required to train (it receives checkpoints, logs and samples)")
+    if cfg.data.root is None:
+        raise ConfigError("--data DIR is required: a folder with trainA/ and trainB/ image folders")
+    from .train import Trainer
+
+    summary = Trainer(cfg, args.out, show_progress=not args.quiet).run()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        sec = summary["sec_per_iter"]
+        print(f"stopped at iteration {summary['iteration']} of {summary['total_iterations']} "
+              f"(epoch {summary['epoch']})" + (f", {sec:.3f} s/iter" if sec else "")
+              + f"; checkpoint {summary['checkpoint']}")
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .train import select_device
+    from .translate import translate_files
+
+    device = select_device(args.device)
+    written, errors = translate_files(args.checkpoint, args.input, args.output, device=str(device),
+                                      ext="." + args.format, show_progress=not args.quiet)
+    print(f"wrote {len(written)} image(s) to {args.output}")
+    if errors:
+        print(f"{len(errors)} file(s) could not be read:\n  " + "\n  ".join(errors), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out, iters=args.iters, device=args.device, quiet=args.quiet)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unpaired", description=(
+        "Unpaired image-to-image translation with patchwise contrastive learning "
+        "(CUT, FastCUT, focal PatchNCE)."))
+    p.add_argument("--version", action="version", version=f"unpaired {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model on two folders of unpaired images (resumes if RUN_DIR exists)",
+                       description="Train a translation model A->B. Running the same command again on the same "
+                                   "--out folder resumes from its latest checkpoint exactly.")
+    t.add_argument("--model", choices=list(PRESETS), help="method preset (reference defaults); "
+                   "cut-focal/fastcut-focal use focal PatchNCE with gamma 2, alpha 0.25")
+    t.add_argument("--data", metavar="DIR", help="dataset folder with trainA/ (source) and trainB/ (target)")
+    t.add_argument("--out", metavar="RUN_DIR", help="run folder: checkpoints, metrics.jsonl, tensorboard/, samples/")
+    t.add_argument("--config", metavar="FILE.yaml", help="YAML file with model/data/train sections")
+    t.add_argument("--size", type=int, help="training crop size (default 256)")
+    t.add_argument("--load-size", type=int, help="resize before cropping (default size*286/256)")
+    t.add_argument("--batch-size", type=int, help="images per iteration (default 1)")
+    t.add_argument("--num-workers", type=int, help="data-loading processes (default 2)")
+    t.add_argument("--epochs", type=int, help="epochs at the initial learning rate (CUT 200, FastCUT 150)")
+    t.add_argument("--epochs-decay", type=int, help="epochs of linear LR decay (CUT 200, FastCUT 50)")
+    t.add_argument("--iters", type=int, help="stop after N iterations in total, counting those before a resume")
+    t.add_argument("--save-every", type=int, help="iterations between checkpoints (default 1000)")
+    t.add_argument("--sample-every", type=int, help="iterations between sample triptychs (default 500; 0 = off)")
+    t.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set model.focal_gamma=3 --set lr=1e-4 (repeatable)")
+    t.add_argument("--dry-run", action="store_true", help="resolve the configuration and count parameters; train nothing")
+    t.add_argument("--json", action="store_true", help="print the result as JSON")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    tr = sub.add_parser("translate", help="translate images with a trained generator",
+                        description="Translate every image of a file or folder (recursively) A->B at its own size. "
+                                    "Outputs keep the input's relative path and file stem.")
+    tr.add_argument("--checkpoint", required=True, metavar="RUN_DIR_or_FILE", help="run folder or checkpoint file")
+    tr.add_argument("--input", required=True, metavar="FILE_or_DIR", help="image file or folder")
+    tr.add_argument("--output", required=True, metavar="DIR", help="output folder")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    tr.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default png)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_translate)
+
+    d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
+                       description="A few-minute CPU demo on images shipped with scikit-image "
+                                   "(pip install 'unpaired[demo]'): colour photos -> stone/grass textures.")
+    d.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
+    d.add_argument("--iters", type=int, default=400, help="training iterations (default 400)")
+    d.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ImageError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

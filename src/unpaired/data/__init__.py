@@ -1,0 +1,6 @@
+"""Image loading and datasets."""
+from .datasets import EpochBatchSampler, UnalignedDataset
+from .images import ImageError, list_images, load_image, save_image, to_image, to_tensor
+
+__all__ = ["UnalignedDataset", "EpochBatchSampler", "ImageError", "list_images", "load_image",
+           "save_image", "to_image", "to_tensor"]

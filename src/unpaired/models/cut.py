@@ -1,0 +1,113 @@
+"""CUT and FastCUT (Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation", 2020).
+
+One class serves both: FastCUT is CUT without identity PatchNCE, with lambda_NCE 10 and
+flip-equivariance (see ``unpaired.config.PRESETS``). Focal PatchNCE is a loss setting.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..amp import Precision
+from ..config import Config
+from ..losses import GANLoss, PatchNCELoss
+from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
+
+
+class CUT(nn.Module):
+    """Generator G, discriminator D and projection head F, with the CUT training step."""
+
+    GENERATOR_PREFIX = "G."  # where the A->B generator's weights sit in this module's state dict
+
+    @staticmethod
+    def build_generator(cfg: Config) -> ResnetGenerator:
+        c = cfg.data.channels
+        return ResnetGenerator(c, c, cfg.model.ngf, cfg.model.n_blocks)
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        m, c = cfg.model, cfg.data.channels
+        self.cfg = m
+        self.G = init_weights(self.build_generator(cfg), m.init_gain)
+        self.D = init_weights(PatchGANDiscriminator(c, m.ndf, m.n_layers_d), m.init_gain)
+        # F's heads are sized from G's feature shapes; channel counts do not depend on image size,
+        # so a small probe gives them without waiting for the first batch (and resume can load F).
+        with torch.no_grad():
+            probe = self.G.encode(torch.zeros(1, c, 32, 32), m.nce_layers)
+        self.F = init_weights(PatchSampleMLP.from_features(probe, m.projector_dim), m.init_gain)
+        self.gan_loss = GANLoss(m.gan_mode)
+        self.nce_loss = PatchNCELoss(m.nce_temperature, m.focal_gamma, m.focal_alpha, m.nce_negatives)
+
+    def make_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        return {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
+                for name in ("G", "D", "F")}
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor) -> torch.Tensor:
+        """A -> B for images in [-1, 1] whose sides are multiples of 4."""
+        return self.G(x)
+
+    def nce(self, src: torch.Tensor, tgt: torch.Tensor, flipped: bool) -> torch.Tensor:
+        """PatchNCE between input ``src`` (keys) and output ``tgt`` (queries), averaged over layers."""
+        layers = self.cfg.nce_layers
+        feat_q = self.G.encode(tgt, layers)
+        if flipped:  # the output was made from a flipped input: flip its features back
+            feat_q = [torch.flip(f, [3]) for f in feat_q]
+        feat_k = self.G.encode(src, layers)
+        key, ids = self.F(feat_k, self.cfg.num_patches)
+        query, _ = self.F(feat_q, self.cfg.num_patches, ids)
+        total = sum(self.nce_loss(q, k).mean() for q, k in zip(query, key))
+        return total * self.cfg.lambda_nce / len(layers)
+
+    def train_step(self, batch: dict[str, torch.Tensor], opt: dict[str, torch.optim.Optimizer],
+                   amp: Precision) -> dict[str, torch.Tensor]:
+        """One iteration: D update, then G and F update. Returns detached losses."""
+        m = self.cfg
+        real_a, real_b = batch["A"], batch["B"]
+        n = real_a.shape[0]
+        real = torch.cat([real_a, real_b]) if m.nce_idt else real_a
+        flipped = m.flip_equivariance and bool(torch.rand(()) < 0.5)
+        if flipped:
+            real = torch.flip(real, [3])
+
+        with amp.autocast():
+            fake = self.G(real)
+        fake_b = fake[:n]
+        idt_b = fake[n:] if m.nce_idt else None
+
+        # D step (before G, as the reference)
+        self.D.requires_grad_(True)
+        opt["D"].zero_grad(set_to_none=True)
+        with amp.autocast():
+            loss_d_fake = self.gan_loss(self.D(fake_b.detach()), False)
+            loss_d_real = self.gan_loss(self.D(real_b), True)
+            loss_d = 0.5 * (loss_d_fake + loss_d_real)
+        amp.backward(loss_d)
+        amp.step(opt["D"])
+
+        # G and F step; D's parameters need no gradients here
+        self.D.requires_grad_(False)
+        opt["G"].zero_grad(set_to_none=True)
+        opt["F"].zero_grad(set_to_none=True)
+        with amp.autocast():
+            loss_g_gan = self.gan_loss(self.D(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 else fake_b.new_zeros(())
+            loss_nce = self.nce(real_a, fake_b, flipped)
+            if m.nce_idt:
+                loss_nce_y = self.nce(real_b, idt_b, flipped)
+                loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
+            else:
+                loss_g = loss_g_gan + loss_nce
+        amp.backward(loss_g)
+        amp.step(opt["G"])
+        amp.step(opt["F"])
+
+        out = {"D_real": loss_d_real, "D_fake": loss_d_fake, "G_GAN": loss_g_gan, "NCE": loss_nce, "G": loss_g}
+        if m.nce_idt:
+            out["NCE_Y"] = loss_nce_y
+        shown = torch.flip(fake_b, [3]) if flipped else fake_b
+        self._last = {"real_A": real_a, "fake_B": shown.detach(), "real_B": real_b}
+        return {k: v.detach() for k, v in out.items()}
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        """Images of the last train step, for sample triptychs: real_A, fake_B, real_B."""
+        return getattr(self, "_last", {})

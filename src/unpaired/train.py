@@ -1,0 +1,284 @@
+"""The Trainer: owns devices, precision, the data loader, LR schedules, logging and checkpoints.
+
+A run lives in one folder::
+
+    RUN_DIR/config.yaml            resolved configuration
+    RUN_DIR/checkpoints/latest.pt  everything needed to resume exactly
+    RUN_DIR/metrics.jsonl          one JSON object per logged iteration
+    RUN_DIR/tensorboard/           the same scalars for TensorBoard
+    RUN_DIR/samples/*.png          triptychs real_A | fake_B | real_B
+    RUN_DIR/summary.json           written when the run stops
+
+Running the same command on the same folder resumes from ``latest.pt``.
+"""
+from __future__ import annotations
+
+import json
+import random
+import resource
+import signal
+import statistics
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt_io
+from .amp import Precision
+from .config import RUNTIME_FIELDS, Config, ConfigError, diff, save_yaml
+from .data import EpochBatchSampler, UnalignedDataset
+from .data.images import save_image, triptych
+from .models import build_model
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but this PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r} was asked for but MPS is not available; use --device cpu or auto")
+    return dev
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak CUDA memory allocated, or the process's peak resident set size elsewhere."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def linear_decay(n_epochs: int, n_epochs_decay: int):
+    """The reference's 'linear' policy: 1 for n_epochs epochs, then linearly to 0 over the decay."""
+    return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+@contextmanager
+def graceful_interrupt():
+    """First Ctrl-C asks the loop to stop after the current iteration (and save); a second one aborts."""
+    flag = {"stop": False}
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        tqdm.write("Interrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to abort).")
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+        previous = None
+    try:
+        yield flag
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """Train ``cfg`` into ``run_dir``, resuming from its latest checkpoint if there is one."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path, show_progress: bool = True):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.show_progress = show_progress
+        self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # ----------------------------------------------------------------- setup
+    def _check_resume(self) -> dict[str, Any] | None:
+        if not self.ckpt_path.exists():
+            return None
+        state = ckpt_io.load(self.ckpt_path)
+        saved = Config.from_dict(state["config"])
+        changes = diff(saved, self.cfg, ignore=RUNTIME_FIELDS)
+        if changes:
+            raise ConfigError(
+                f"{self.run_dir} already holds a run with a different configuration:\n  "
+                + "\n  ".join(changes)
+                + f"\nResume it with the same settings, or choose a new --out folder.")
+        if saved.data.root != self.cfg.data.root:
+            tqdm.write(f"note: data folder changed from {saved.data.root} to {self.cfg.data.root}")
+        return state
+
+    def _truncate_metrics(self, iteration: int) -> None:
+        """Drop log lines written after the checkpoint we resume from, so none appear twice."""
+        if not self.metrics_path.exists():
+            return
+        kept = [line for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("iter", 0) <= iteration]
+        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.metrics_path)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "format": ckpt_io.FORMAT_VERSION,
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.amp.state_dict(),
+            "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration},
+            "rng": ckpt_io.rng_state(),
+            "saved_at": time.time(),
+        }
+
+    def save(self) -> None:
+        ckpt_io.save_atomic(self._state(), self.ckpt_path)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        cfg, tc = self.cfg, self.cfg.train
+        state = self._check_resume()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, self.run_dir / "config.yaml")
+        self.device = select_device(tc.device)
+        self.amp = Precision(tc.precision, self.device)
+
+        seed_everything(tc.seed)
+        dataset = UnalignedDataset(cfg.data.root, cfg.data.channels, cfg.data.load_size, cfg.data.crop_size,
+                                   cfg.data.flip, tc.seed, tc.epochs)
+        self.model = build_model(cfg).to(self.device)
+        self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2))
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
+                           for k, o in self.optimizers.items()}
+        self.epoch = self.batch = self.iteration = 0
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            self.amp.load_state_dict(state["scaler"])
+            p = state["progress"]
+            self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
+            ckpt_io.set_rng_state(state["rng"])
+            self._truncate_metrics(self.iteration)
+
+        sampler = EpochBatchSampler(dataset.epoch_length, cfg.data.batch_size, self.epoch, self.batch)
+        per_epoch = sampler.batches_per_epoch
+        total = per_epoch * (tc.epochs + tc.epochs_decay)
+        stop_at = min(total, tc.iters) if tc.iters else total
+        params = {k: count_params(getattr(self.model, k)) for k in ("G", "D", "F") if hasattr(self.model, k)}
+        if self.iteration >= stop_at:
+            tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {stop_at}; nothing to do "
+                       f"(raise --iters or --epochs to train further)")
+            return self._write_summary(params, [], stop_at, total)
+
+        # The loader gets its own generator: drawing its base seed from the global RNG would shift
+        # the model's random stream on every resume. Samples depend only on (seed, epoch, position).
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
+                            generator=torch.Generator().manual_seed(tc.seed))
+        writer = self._tensorboard(purge_step=self.iteration if state is not None else None)
+        times: list[float] = []
+        sums: dict[str, torch.Tensor] = {}
+        n_sum = 0
+        self.model.train()
+        bar = tqdm(total=stop_at, initial=self.iteration, desc=f"{cfg.model.name}", unit="it",
+                   disable=not self.show_progress, dynamic_ncols=True)
+        batches = iter(loader)
+        t_last = time.perf_counter()
+        try:
+            with graceful_interrupt() as interrupt:
+                while self.iteration < stop_at and not interrupt["stop"]:
+                    raw = next(batches)
+                    batch = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if torch.is_tensor(v)}
+                    losses = self.model.train_step(batch, self.optimizers, self.amp)
+                    self.amp.update()
+                    for k, v in losses.items():
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                    n_sum += 1
+                    self.iteration += 1
+                    self.batch += 1
+                    if self.batch == per_epoch:  # epoch boundary: the reference steps LR once per epoch
+                        self.epoch, self.batch = self.epoch + 1, 0
+                        for s in self.schedulers.values():
+                            s.step()
+                    bar.update(1)
+                    if self.iteration % tc.log_every == 0 or self.iteration == stop_at:
+                        now = time.perf_counter()
+                        means = {k: float(v) / n_sum for k, v in sums.items()}  # float() syncs the device
+                        sec = (now - t_last) / n_sum
+                        times.append(sec)
+                        self._log(writer, means, sec)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                        sums, n_sum, t_last = {}, 0, time.perf_counter()
+                    if tc.sample_every and self.iteration % tc.sample_every == 0:
+                        self.save_sample()
+                    if tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < stop_at:
+                        self.save()
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        self.save()
+        if tc.sample_every:
+            self.save_sample()
+        return self._write_summary(params, times, stop_at, total)
+
+    # -------------------------------------------------------------- outputs
+    def _tensorboard(self, purge_step: int | None):
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
+
+        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
+
+    def _log(self, writer, losses: dict[str, float], sec_per_iter: float) -> None:
+        lr = self.optimizers["G"].param_groups[0]["lr"]
+        record = {"iter": self.iteration, "epoch": self.epoch, "lr": lr, "sec_per_iter": sec_per_iter,
+                  "loss": losses, "time": time.time()}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for k, v in losses.items():
+            writer.add_scalar(f"loss/{k}", v, self.iteration)
+        writer.add_scalar("train/lr", lr, self.iteration)
+        writer.add_scalar("train/sec_per_iter", sec_per_iter, self.iteration)
+
+    def save_sample(self) -> None:
+        vis = self.model.visuals()
+        if vis:
+            image = triptych([vis["real_A"], vis["fake_B"], vis["real_B"]])
+            save_image(image, self.run_dir / "samples" / f"iter_{self.iteration:07d}.png")
+
+    def _write_summary(self, params: dict[str, int], times: list[float], stop_at: int, total: int) -> dict[str, Any]:
+        summary = {
+            "model": self.cfg.model.name,
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "total_iterations": total,
+            "finished": self.iteration >= total,
+            "params": params,
+            "device": str(self.device),
+            "precision": self.cfg.train.precision,
+            # median over logged intervals; the first interval includes warm-up
+            "sec_per_iter": statistics.median(times[1:] or times) if times else None,
+            "peak_memory_bytes": peak_memory_bytes(self.device),
+            "checkpoint": str(self.ckpt_path),
+        }
+        tmp = self.run_dir / ".summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(self.run_dir / "summary.json")
+        return summary
