@@ -9,6 +9,8 @@ import contextlib
 
 import torch
 
+from .config import ConfigError
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -17,7 +19,7 @@ class Precision:
         if mode not in DTYPES:
             raise ValueError(f"precision must be one of {', '.join(DTYPES)}, got {mode!r}")
         if mode == "fp16" and device.type not in ("cuda", "mps"):
-            raise ValueError("fp16 training needs a GPU (loss scaling is a CUDA feature); "
+            raise ConfigError("fp16 training needs a GPU (loss scaling is a CUDA feature); "
                              "use --precision bf16 on the CPU")
         self.mode = mode
         self.device = device

@@ -132,6 +132,11 @@ def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
             raise ConfigError(f"{where} must be an integer, got {value!r}")
         return value
     if t.startswith("float"):
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 2e-4 (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)
@@ -204,7 +209,8 @@ def resolve(cfg: Config) -> Config:
         d.load_size = int(round(d.crop_size * 286 / 256))
     checks = [
         (d.channels in (1, 3), f"data.channels must be 1 or 3, got {d.channels}"),
-        (d.crop_size >= 16 and d.crop_size % 4 == 0, f"data.crop_size must be a multiple of 4 and >= 16, got {d.crop_size}"),
+        (d.crop_size >= 32 and d.crop_size % 4 == 0,
+         f"data.crop_size must be a multiple of 4 and >= 32 (the PatchGAN's smallest input), got {d.crop_size}"),
         (d.load_size >= d.crop_size, f"data.load_size ({d.load_size}) must be >= data.crop_size ({d.crop_size})"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}"),

@@ -63,8 +63,9 @@ class PatchNCELoss(nn.Module):
             raise ValueError(f"query and key must both be (B, P, C); got {tuple(query.shape)} and {tuple(key.shape)}")
         b, p, c = query.shape
         key = key.detach()
-        # float32 logits: bf16 has too few mantissa bits for log-softmax over hundreds of entries
-        q, k = query.float(), key.float()
+        # at least float32: bf16 has too few mantissa bits for log-softmax over hundreds of entries
+        dtype = torch.promote_types(query.dtype, torch.float32)
+        q, k = query.to(dtype), key.to(dtype)
         pos = (q * k).sum(-1).reshape(-1, 1)                      # (B*P, 1)
         groups = 1 if self.negatives == "batch" else b
         qg, kg = q.reshape(groups, -1, c), k.reshape(groups, -1, c)
@@ -74,8 +75,9 @@ class PatchNCELoss(nn.Module):
         neg = neg.masked_fill(eye, -10.0).reshape(-1, n)
         logits = torch.cat([pos, neg], dim=1) / self.temperature
         log_p = F.log_softmax(logits, dim=1)[:, 0]
-        if self.gamma == 0.0 and self.alpha == 1.0:
-            loss = -log_p
+        if self.gamma == 0.0:
+            # no (1-p)^0 factor: its gradient is 0 * inf = NaN where p rounds to 1
+            loss = -self.alpha * log_p
         else:
             one_minus_p = -torch.expm1(log_p)  # 1 - p without cancellation when p ~ 1
             loss = -self.alpha * one_minus_p.clamp(min=0).pow(self.gamma) * log_p

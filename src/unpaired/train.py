@@ -20,6 +20,7 @@ import signal
 import statistics
 import time
 from contextlib import contextmanager
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def graceful_interrupt():
         if flag["stop"]:
             raise KeyboardInterrupt
         flag["stop"] = True
-        tqdm.write("Interrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to abort).")
+        tqdm.write("Interrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to abort).", file=sys.stderr)
 
     try:
         signal.signal(signal.SIGINT, handler)
@@ -120,7 +121,7 @@ class Trainer:
                 + "\n  ".join(changes)
                 + f"\nResume it with the same settings, or choose a new --out folder.")
         if saved.data.root != self.cfg.data.root:
-            tqdm.write(f"note: data folder changed from {saved.data.root} to {self.cfg.data.root}")
+            tqdm.write(f"note: data folder changed from {saved.data.root} to {self.cfg.data.root}", file=sys.stderr)
         return state
 
     def _truncate_metrics(self, iteration: int) -> None:
@@ -185,7 +186,7 @@ class Trainer:
         params = {k: count_params(getattr(self.model, k)) for k in ("G", "D", "F") if hasattr(self.model, k)}
         if self.iteration >= stop_at:
             tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {stop_at}; nothing to do "
-                       f"(raise --iters or --epochs to train further)")
+                       f"(raise --iters or --epochs to train further)", file=sys.stderr)
             return self._write_summary(params, [], stop_at, total)
 
         # The loader gets its own generator: drawing its base seed from the global RNG would shift

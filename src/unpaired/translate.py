@@ -1,6 +1,7 @@
 """Inference: translate image files or folders of any size with a trained generator."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -25,10 +26,11 @@ def load_generator(checkpoint: str | Path, device: torch.device | str = "cpu") -
 
 
 @torch.no_grad()
-def translate_tensor(G: torch.nn.Module, x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
-    """Run G on (B, C, H, W) of any H, W: pad to a multiple of ``multiple``, translate, crop back."""
+def translate_tensor(G: torch.nn.Module, x: torch.Tensor, multiple: int = 4, minimum: int = 8) -> torch.Tensor:
+    """Run G on (B, C, H, W) of any H, W: pad to a multiple of ``multiple`` (and at least ``minimum``,
+    below which the residual blocks' reflect padding fails), translate, crop back."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max(minimum, -(-h // multiple) * multiple) - h, max(minimum, -(-w // multiple) * multiple) - w
     if ph or pw:
         # reflect needs the pad to be smaller than the side; tiny images fall back to replicate
         mode = "reflect" if ph < h and pw < w else "replicate"
@@ -74,7 +76,7 @@ def translate_files(checkpoint: str | Path, inputs: str | Path, out_dir: str | P
             im = load_image(src, cfg.data.channels)
         except ImageError as e:
             errors.append(str(e))
-            tqdm.write(f"skipped: {e}")
+            tqdm.write(f"skipped: {e}", file=sys.stderr)
             continue
         y = translate_tensor(G, to_tensor(im)[None].to(device))
         save_image(to_image(y[0]), dst)

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny image folders and a fast training configuration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Small networks keep CPU tests fast where the exact architecture is not what is tested.
+TINY_NETS = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=2",
+             "--set", "model.nce_layers=[0,4,8,12]", "--set", "model.projector_dim=32"]
+
+
+def write_images(folder: Path, n: int, size=(40, 48), mode="RGB", seed=0, ext="png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode if mode != "P" else "RGB"]
+    paths = []
+    for i in range(n):
+        arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+        im = Image.fromarray(arr[..., 0] if channels == 1 else arr, "L" if channels == 1 else ("RGBA" if channels == 4 else "RGB"))
+        if mode == "P":
+            im = im.convert("P")
+        p = folder / f"{i:03d}.{ext}"
+        im.save(p)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def dataset_dir(tmp_path: Path) -> Path:
+    """trainA with 5 RGB images, trainB with 4 images of mixed modes (grayscale, RGBA, palette)."""
+    root = tmp_path / "data"
+    write_images(root / "trainA", 5, seed=1)
+    write_images(root / "trainB", 2, mode="L", seed=2)
+    b = root / "trainB"
+    for i, p in enumerate(write_images(tmp_path / "tmpB", 1, mode="RGBA", seed=3)):
+        p.rename(b / f"rgba{i}.png")
+    for i, p in enumerate(write_images(tmp_path / "tmpP", 1, mode="P", seed=4)):
+        p.rename(b / f"pal{i}.png")
+    return root
