@@ -1,0 +1,80 @@
+"""Seconds per training iteration (median after warm-up) and peak memory of CUT/FastCUT.
+
+Random inputs, batch 1, reference-size networks. Run with nothing else on the machine:
+
+    .venv/bin/python benchmarks/train_speed.py --sizes 64 128 --models cut fastcut --precisions fp32 bf16
+
+Reference on this 2-core CPU (DESIGN.md, official code, torch 2.14.1): CUT 64 px 0.69 s, CUT 128 px
+1.8-1.9 s (bf16 + channels_last 1.0 s), FastCUT 128 px 1.09 s, CUT 256 px 7.2 s, FastCUT 256 px 3.5 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+
+from unpaired.amp import Precision
+from unpaired.config import preset, resolve
+from unpaired.models import build_model
+from unpaired.train import select_device
+
+OFFICIAL_CPU = {("cut", 64): 0.69, ("cut", 128): 1.85, ("fastcut", 128): 1.09, ("cut", 256): 7.2, ("fastcut", 256): 3.5}
+
+
+def time_model(name: str, size: int, precision: str, device: torch.device, iters: int, warmup: int) -> dict:
+    cfg = preset(name)
+    cfg.data.crop_size = size
+    resolve(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device)
+    opt = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2))
+    amp = Precision(precision, device)
+    batch = {"A": torch.rand(1, 3, size, size, device=device) * 2 - 1,
+             "B": torch.rand(1, 3, size, size, device=device) * 2 - 1}
+    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        losses = model.train_step(batch, opt, amp)
+        amp.update()
+        float(losses["G"])  # wait for the device
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    mem = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+           else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"model": name, "size": size, "precision": precision, "device": str(device),
+            "sec_per_iter": statistics.median(times), "peak_memory_GiB": mem / 2 ** 30,
+            "official_cpu_sec_per_iter": OFFICIAL_CPU.get((name, size)) if device.type == "cpu" else None}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["cut", "fastcut"])
+    p.add_argument("--sizes", nargs="+", type=int, default=[64, 128])
+    p.add_argument("--precisions", nargs="+", default=["fp32"])
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    device = select_device(args.device)
+    rows = [time_model(m, s, pr, device, args.iters, args.warmup)
+            for m in args.models for s in args.sizes for pr in args.precisions]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'model':8} {'size':>4} {'prec':5} {'s/iter':>7} {'official':>8} {'peak GiB':>8}  device")
+    for r in rows:
+        off = r["official_cpu_sec_per_iter"]
+        print(f"{r['model']:8} {r['size']:4d} {r['precision']:5} {r['sec_per_iter']:7.3f} "
+              f"{(f'{off:.2f}' if off else '-'):>8} {r['peak_memory_GiB']:8.2f}  {r['device']}"
+              "  (peak RSS is the whole process's, cumulative over rows)" * (r is rows[-1] and device.type == 'cpu'))
+
+
+if __name__ == "__main__":
+    main()
