@@ -91,3 +91,15 @@ def test_state_dict_uses_reference_names():
     keys = set(ResnetGenerator().state_dict())
     assert {"model.1.weight", "model.7.filt", "model.12.conv_block.1.weight", "model.26.weight"} <= keys
     assert "mlp_4.2.weight" in build_model(preset("cut")).F.state_dict()
+
+
+def test_forward_features_equal_separate_encoding():
+    # CUT takes PatchNCE keys from the forward pass over cat(A, B) instead of re-encoding A and B
+    torch.manual_seed(0)
+    G = ResnetGenerator(3, 3, ngf=8, n_blocks=5)
+    x = torch.randn(2, 3, 32, 32)
+    out, feats = G.forward_with_features(x, [0, 4, 8, 12, 16])
+    torch.testing.assert_close(out, G(x))
+    for i in range(2):
+        for f, g in zip(feats, G.encode(x[i:i + 1], [0, 4, 8, 12, 16])):
+            torch.testing.assert_close(f[i:i + 1], g, rtol=1e-4, atol=1e-4)  # float rounding only

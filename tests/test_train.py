@@ -124,13 +124,15 @@ def test_missing_data_is_explained(tmp_path, capsys):
 def test_ctrl_c_saves_and_resumes(dataset_dir, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "unpaired", "train", "--model", "fastcut", "--data", str(dataset_dir),
-           "--out", str(run), *FAST, "--iters", "100000", "--set", "train.log_every=1", *TINY_NETS]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--out", str(run), *FAST, "--num-workers", "1", "--iters", "100000", "--set", "train.log_every=1",
+           *TINY_NETS]
+    # its own process group, signalled as a whole like a terminal's Ctrl-C (loader worker included)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 3:
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     it = ckpt_io.load(run)["progress"]["iteration"]

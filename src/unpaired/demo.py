@@ -72,7 +72,7 @@ def overview(inputs: list[Path], outputs: list[Path], path: Path, columns: int =
     sheet.save(path)
 
 
-def run_demo(out: str | Path, iters: int = 400, device: str = "auto", quiet: bool = False) -> int:
+def run_demo(out: str | Path, iters: int = 600, device: str = "auto", quiet: bool = False) -> int:
     from .train import Trainer
     from .translate import translate_files
 

@@ -75,6 +75,12 @@ def linear_decay(n_epochs: int, n_epochs_decay: int):
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
+def _ignore_sigint(worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group; loader workers must survive it so that the main
+    # process can finish its iteration and save (see graceful_interrupt).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextmanager
 def graceful_interrupt():
     """First Ctrl-C asks the loop to stop after the current iteration (and save); a second one aborts."""
@@ -154,14 +160,18 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train
         state = self._check_resume()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, self.run_dir / "config.yaml")
         self.device = select_device(tc.device)
+        if self.device.type == "cuda":
+            # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
+            torch.backends.cudnn.benchmark = True
         self.amp = Precision(tc.precision, self.device)
-
-        seed_everything(tc.seed)
         dataset = UnalignedDataset(cfg.data.root, cfg.data.channels, cfg.data.load_size, cfg.data.crop_size,
                                    cfg.data.flip, tc.seed, tc.epochs)
+        # only now that the settings and data are known to be usable does the run folder appear
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, self.run_dir / "config.yaml")
+
+        seed_everything(tc.seed)
         self.model = build_model(cfg).to(self.device)
         self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2))
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
@@ -177,7 +187,7 @@ class Trainer:
             p = state["progress"]
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
             ckpt_io.set_rng_state(state["rng"])
-            self._truncate_metrics(self.iteration)
+        self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
 
         sampler = EpochBatchSampler(dataset.epoch_length, cfg.data.batch_size, self.epoch, self.batch)
         per_epoch = sampler.batches_per_epoch
@@ -193,8 +203,8 @@ class Trainer:
         # the model's random stream on every resume. Samples depend only on (seed, epoch, position).
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
-                            generator=torch.Generator().manual_seed(tc.seed))
-        writer = self._tensorboard(purge_step=self.iteration if state is not None else None)
+                            generator=torch.Generator().manual_seed(tc.seed), worker_init_fn=_ignore_sigint)
+        writer = self._tensorboard(purge_step=self.iteration)
         times: list[float] = []
         sums: dict[str, torch.Tensor] = {}
         n_sum = 0

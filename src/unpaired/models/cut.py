@@ -47,14 +47,15 @@ class CUT(nn.Module):
         """A -> B for images in [-1, 1] whose sides are multiples of 4."""
         return self.G(x)
 
-    def nce(self, src: torch.Tensor, tgt: torch.Tensor, flipped: bool) -> torch.Tensor:
-        """PatchNCE between input ``src`` (keys) and output ``tgt`` (queries), averaged over layers."""
+    def nce(self, feat_k: list[torch.Tensor], tgt: torch.Tensor, flipped: bool) -> torch.Tensor:
+        """PatchNCE between the input's features ``feat_k`` (keys) and the output ``tgt`` (queries),
+        averaged over layers."""
         layers = self.cfg.nce_layers
         feat_q = self.G.encode(tgt, layers)
         if flipped:  # the output was made from a flipped input: flip its features back
             feat_q = [torch.flip(f, [3]) for f in feat_q]
-        feat_k = self.G.encode(src, layers)
-        key, ids = self.F(feat_k, self.cfg.num_patches)
+        with torch.no_grad():  # PatchNCE detaches the keys: no graph needed through G or F
+            key, ids = self.F([f.detach() for f in feat_k], self.cfg.num_patches)
         query, _ = self.F(feat_q, self.cfg.num_patches, ids)
         total = sum(self.nce_loss(q, k).mean() for q, k in zip(query, key))
         return total * self.cfg.lambda_nce / len(layers)
@@ -67,11 +68,16 @@ class CUT(nn.Module):
         n = real_a.shape[0]
         real = torch.cat([real_a, real_b]) if m.nce_idt else real_a
         flipped = m.flip_equivariance and bool(torch.rand(()) < 0.5)
-        if flipped:
-            real = torch.flip(real, [3])
 
         with amp.autocast():
-            fake = self.G(real)
+            if flipped:
+                fake = self.G(torch.flip(real, [3]))
+                with torch.no_grad():  # keys come from the unflipped input
+                    keys = self.G.encode(real, m.nce_layers)
+            else:
+                # the encoder pass that makes the output also gives the keys (the reference
+                # recomputes them: same values, one more encoder pass per NCE term)
+                fake, keys = self.G.forward_with_features(real, m.nce_layers)
         fake_b = fake[:n]
         idt_b = fake[n:] if m.nce_idt else None
 
@@ -91,9 +97,9 @@ class CUT(nn.Module):
         opt["F"].zero_grad(set_to_none=True)
         with amp.autocast():
             loss_g_gan = self.gan_loss(self.D(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 else fake_b.new_zeros(())
-            loss_nce = self.nce(real_a, fake_b, flipped)
+            loss_nce = self.nce([k[:n] for k in keys], fake_b, flipped)
             if m.nce_idt:
-                loss_nce_y = self.nce(real_b, idt_b, flipped)
+                loss_nce_y = self.nce([k[n:] for k in keys], idt_b, flipped)
                 loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
             else:
                 loss_g = loss_g_gan + loss_nce

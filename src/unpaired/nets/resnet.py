@@ -55,8 +55,14 @@ class ResnetGenerator(nn.Module):
 
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """Outputs of the listed layer indices, running the network only as far as the last one."""
-        wanted = set(layers)
-        last = max(layers)
+        return self._run(x, layers, stop_early=True)[1]
+
+    def forward_with_features(self, x: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output and the listed layers' outputs, in one pass."""
+        return self._run(x, layers, stop_early=False)
+
+    def _run(self, x: torch.Tensor, layers: list[int], stop_early: bool):
+        wanted, last = set(layers), max(layers)
         if last >= len(self.model):
             raise ValueError(f"NCE layer {last} does not exist: the generator has {len(self.model)} layers")
         feats = []
@@ -64,6 +70,6 @@ class ResnetGenerator(nn.Module):
             x = layer(x)
             if idx in wanted:
                 feats.append(x)
-            if idx == last:
+            if stop_early and idx == last:
                 break
-        return feats
+        return x, feats
