@@ -72,8 +72,9 @@ def main() -> None:
     for r in rows:
         off = r["official_cpu_sec_per_iter"]
         print(f"{r['model']:8} {r['size']:4d} {r['precision']:5} {r['sec_per_iter']:7.3f} "
-              f"{(f'{off:.2f}' if off else '-'):>8} {r['peak_memory_GiB']:8.2f}  {r['device']}"
-              "  (peak RSS is the whole process's, cumulative over rows)" * (r is rows[-1] and device.type == 'cpu'))
+              f"{(f'{off:.2f}' if off else '-'):>8} {r['peak_memory_GiB']:8.2f}  {r['device']}")
+    if device.type == "cpu":
+        print("peak GiB on the CPU is the process's peak RSS so far: it only grows from row to row")
 
 
 if __name__ == "__main__":
