@@ -9,7 +9,9 @@ from pathlib import Path
 from . import __version__
 from .checkpoint import CheckpointError
 from .config import PRESETS, Config, ConfigError, apply_dict, load_yaml, parse_override, preset, resolve, set_value
+from .data.download import DownloadError
 from .data.images import ImageError
+from .data.splits import SplitError
 
 # CLI flag -> config key; flags left unset do not override the preset, file or saved run
 TRAIN_FLAGS = {
@@ -17,7 +19,7 @@ TRAIN_FLAGS = {
     "batch_size": "data.batch_size", "num_workers": "data.num_workers",
     "epochs": "train.epochs", "epochs_decay": "train.epochs_decay", "iters": "train.iters",
     "save_every": "train.save_every", "sample_every": "train.sample_every", "device": "train.device",
-    "precision": "train.precision", "seed": "train.seed",
+    "precision": "train.precision", "seed": "train.seed", "strict": "data.strict",
 }
 
 
@@ -93,6 +95,55 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_split(manifest: dict, written: bool, out: str) -> None:
+    counts = manifest["counts"]
+    print(("wrote" if written else "up to date, nothing written:") + f" {out}\n  "
+          + "  ".join(f"{k} {v}" for k, v in counts.items())
+          + "\n  origin: " + ", ".join(f"{k} = {v}" for k, v in manifest["origin"].items()))
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from .data.splits import split_dataset
+
+    manifest, written = split_dataset(args.src, args.out, args.layout, args.val, args.test, args.seed,
+                                      args.direction, args.keep_pairs, args.force)
+    _print_split(manifest, written, args.out)
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .data.download import DATASETS, fetch
+    from .data.splits import split_dataset
+
+    if args.list:
+        for name, entry in DATASETS.items():
+            print(f"{name:14} {entry.description}\n{'':14} {entry.urls[0]}")
+        return 0
+    if not args.name or not args.out:
+        raise ConfigError("give a dataset NAME and --out DIR (or --list to see the datasets)")
+    out = Path(args.out)
+    root, digest = fetch(args.name, out, Path(args.archive) if args.archive else None, args.sha256)
+    try:
+        manifest, written = split_dataset([root], out, "auto", args.val, args.test, args.seed, args.direction,
+                                          args.keep_pairs, args.force,
+                                          provenance={"dataset": args.name, "archive_sha256": digest,
+                                                      "url": DATASETS[args.name].urls[0]})
+    finally:
+        shutil.rmtree(root.parent if root.parent.name.endswith(".extract") else root, ignore_errors=True)
+    _print_split(manifest, written, args.out)
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .data.check import check_dataset, format_report
+
+    report = check_dataset(args.dir, show_progress=not args.json)
+    print(json.dumps(report, indent=2) if args.json else format_report(report), end="" if not args.json else "\n")
+    return 0 if report["ok"] else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -126,6 +177,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--strict", action="store_const", const=True,
+                   help="stop at the first unreadable image (default: skip it and report it once)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.focal_gamma=3 --set lr=1e-4 (repeatable)")
     t.add_argument("--dry-run", action="store_true", help="resolve the configuration and count parameters; train nothing")
@@ -144,6 +197,52 @@ def make_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
 
+    data = sub.add_parser("data", help="prepare datasets: split, download, check",
+                          description="Prepare datasets: reproducible train/val/test splits, official downloads, checks.")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+
+    def split_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--val", type=float, default=0.1, help="validation fraction of all images (default 0.1)")
+        sp.add_argument("--test", type=float, default=0.1,
+                        help="test fraction (default 0.1; ignored when the source has its own test split)")
+        sp.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
+        sp.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
+                        help="AtoB: left half / first folder is A (default); BtoA swaps the domains")
+        sp.add_argument("--keep-pairs", action="store_true",
+                        help="paired sources: put both halves of every train pair into trainA and trainB "
+                             "(default: each train pair gives only one half, so training is truly unpaired)")
+        sp.add_argument("--force", action="store_true", help="replace a different existing split in --out")
+
+    sp = dsub.add_parser("split", help="partition a dataset into train/val/test with a manifest",
+                         description="Write OUT/{trainA,trainB,valA,valB,testA,testB}/ and OUT/manifest.json. "
+                                     "Same inputs and seed give byte-identical files.")
+    sp.add_argument("src", nargs="+", metavar="SRC",
+                    help="source folder (side-by-side pairs, a trainA/trainB tree, or two image folders), "
+                         "or two folders A and B")
+    sp.add_argument("--out", required=True, metavar="DIR", help="output dataset folder")
+    sp.add_argument("--layout", choices=["auto", "paired", "folders"], default="auto",
+                    help="paired: pix2pix side-by-side images; folders: separate A and B images (default auto)")
+    split_options(sp)
+    sp.set_defaults(func=cmd_data_split)
+
+    dl = dsub.add_parser("download", help="download an official dataset, verify it and split it",
+                         description="Download (resumable), verify size and checksum, extract and split an "
+                                     "official dataset. Offline, pass a file downloaded elsewhere with --archive.")
+    dl.add_argument("name", nargs="?", help="dataset name (see --list)")
+    dl.add_argument("--out", metavar="DIR", help="output dataset folder")
+    dl.add_argument("--archive", metavar="FILE", help="use this archive instead of downloading")
+    dl.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the archive (overrides the official one)")
+    dl.add_argument("--list", action="store_true", help="list the known datasets and their addresses")
+    split_options(dl)
+    dl.set_defaults(func=cmd_data_download)
+
+    ck = dsub.add_parser("check", help="report counts, sizes, modes, unreadable files and cross-split duplicates",
+                         description="Exit status 1 when a file is unreadable or identical files sit in "
+                                     "different folders.")
+    ck.add_argument("dir", metavar="DIR", help="dataset folder (its image subfolders are checked)")
+    ck.add_argument("--json", action="store_true", help="print the report as JSON")
+    ck.set_defaults(func=cmd_data_check)
+
     d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
                        description="A few-minute CPU demo on images shipped with scikit-image "
                                    "(pip install 'unpaired[demo]'): colour photos -> stone/grass textures.")
@@ -159,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ImageError, CheckpointError) as e:
+    except (ConfigError, ImageError, CheckpointError, SplitError, DownloadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

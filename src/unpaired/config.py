@@ -47,6 +47,7 @@ class DataConfig:
     flip: bool = True                 # random horizontal flip
     batch_size: int = 1
     num_workers: int = 2              # data-loading processes (0 = load in the main process)
+    strict: bool = False              # stop at an unreadable image instead of skipping it
 
 
 @dataclass
@@ -95,7 +96,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {"train.iters", "train.device", "train.log_every", "train.sample_every",
-                  "train.save_every", "data.num_workers", "data.root"}
+                  "train.save_every", "data.num_workers", "data.root", "data.strict"}
 
 
 def preset(name: str) -> Config:

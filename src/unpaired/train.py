@@ -150,6 +150,7 @@ class Trainer:
             "scaler": self.amp.state_dict(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration},
             "rng": ckpt_io.rng_state(),
+            "data_problems": {"skipped": self.skipped},
             "saved_at": time.time(),
         }
 
@@ -166,7 +167,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.amp = Precision(tc.precision, self.device)
         dataset = UnalignedDataset(cfg.data.root, cfg.data.channels, cfg.data.load_size, cfg.data.crop_size,
-                                   cfg.data.flip, tc.seed, tc.epochs)
+                                   cfg.data.flip, tc.seed, tc.epochs, strict=cfg.data.strict)
         # only now that the settings and data are known to be usable does the run folder appear
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, self.run_dir / "config.yaml")
@@ -177,6 +178,8 @@ class Trainer:
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
                            for k, o in self.optimizers.items()}
         self.epoch = self.batch = self.iteration = 0
+        self.skipped: dict[str, str] = {}   # unreadable file -> message, each reported once
+        self.small: list[str] = []          # images smaller than the crop (upscaled)
         if state is not None:
             self.model.load_state_dict(state["model"])
             for k, o in self.optimizers.items():
@@ -186,6 +189,7 @@ class Trainer:
             self.amp.load_state_dict(state["scaler"])
             p = state["progress"]
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
+            self.skipped, self.small = dict(state.get("data_problems", {}).get("skipped", {})), []
             ckpt_io.set_rng_state(state["rng"])
         self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
 
@@ -217,6 +221,7 @@ class Trainer:
             with graceful_interrupt() as interrupt:
                 while self.iteration < stop_at and not interrupt["stop"]:
                     raw = next(batches)
+                    self._note_data_problems(raw)
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if torch.is_tensor(v)}
                     losses = self.model.train_step(batch, self.optimizers, self.amp)
                     self.amp.update()
@@ -250,6 +255,23 @@ class Trainer:
         if tc.sample_every:
             self.save_sample()
         return self._write_summary(params, times, stop_at, total)
+
+    def _note_data_problems(self, raw: dict[str, Any]) -> None:
+        """Report each unreadable file once, and images smaller than the crop with one warning."""
+        for text in raw.get("skipped", []):
+            for message in filter(None, text.split("\n")):
+                path = message.split(": ", 1)[0]
+                if path not in self.skipped:
+                    self.skipped[path] = message
+                    tqdm.write(f"warning: skipped unreadable file: {message}", file=sys.stderr)
+        for text in raw.get("small", []):
+            for path in filter(None, text.split("\n")):
+                if not self.small:
+                    tqdm.write(f"warning: {path} is smaller than the {self.cfg.data.crop_size} px crop and is "
+                               f"upscaled; further such images are counted in summary.json, not reported",
+                               file=sys.stderr)
+                if path not in self.small:
+                    self.small.append(path)
 
     # -------------------------------------------------------------- outputs
     def _tensorboard(self, purge_step: int | None):
@@ -288,6 +310,8 @@ class Trainer:
             "sec_per_iter": statistics.median(times[1:] or times) if times else None,
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "checkpoint": str(self.ckpt_path),
+            "skipped_files": sorted(self.skipped.values()),
+            "images_smaller_than_crop": len(self.small),
         }
         tmp = self.run_dir / ".summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))

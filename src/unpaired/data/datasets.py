@@ -6,6 +6,7 @@ exactly the same batches as an uninterrupted run.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,23 +43,31 @@ class UnalignedDataset(Dataset):
     Epoch e visits every A image once in a seeded random order and draws B at random; its length is
     max(|A|, |B|) as in the reference. From epoch ``n_epochs`` on (the decay phase) images are resized
     straight to the crop size, as the reference does. Indexed by (epoch, position) keys.
+
+    An unreadable file is replaced by the next readable one of its folder (deterministically, so
+    resume stays exact) and named in the sample's ``skipped`` field; ``strict=True`` raises instead.
+    A sample whose source image is smaller than the crop names it in ``small`` (it is upscaled).
     """
 
     def __init__(self, root: str | Path, channels: int, load_size: int, crop_size: int, flip: bool,
-                 seed: int, n_epochs: int, split: str = "train"):
+                 seed: int, n_epochs: int, split: str = "train", strict: bool = False):
         root = Path(root)
         self.paths = {}
         for side in ("A", "B"):
             folder = root / f"{split}{side}"
             if not folder.is_dir():
-                raise ImageError(f"{folder} does not exist: the dataset needs {root}/{split}A and {root}/{split}B "
-                                 f"folders of images (domain A = source, domain B = target)")
+                other = root / f"{split}{'B' if side == 'A' else 'A'}"
+                hint = f" ({other.name}/ exists: both domains are needed)" if other.is_dir() else ""
+                raise ImageError(f"{folder} does not exist{hint}: the dataset needs {root}/{split}A and "
+                                 f"{root}/{split}B folders of images (domain A = source, domain B = target)")
             self.paths[side] = list_images(folder)
             if not self.paths[side]:
                 raise ImageError(f"{folder} contains no images (looked for .jpg, .png, .bmp, .tif, .webp, ...)")
         self.channels = channels
         self.seed = seed
         self.n_epochs = n_epochs
+        self.strict = strict
+        self.crop_size = crop_size
         self.augment_train = Augment(load_size, crop_size, flip)
         self.augment_decay = Augment(crop_size, crop_size, flip)
         self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
@@ -79,15 +88,80 @@ class UnalignedDataset(Dataset):
             self._order_cache = (epoch, a, b)
         return self._order_cache[1], self._order_cache[2]
 
+    def _load(self, side: str, index: int, skipped: list[str]) -> tuple[Image.Image, Path]:
+        paths = self.paths[side]
+        for step in range(len(paths)):
+            path = paths[(index + step) % len(paths)]
+            try:
+                return load_image(path, self.channels), path
+            except ImageError as e:
+                if self.strict:
+                    raise ImageError(f"{e} (training stops because of --strict; without it the file is skipped)") from None
+                skipped.append(str(e))
+        raise ImageError(f"no image in {paths[0].parent} can be read: {skipped[-1]}")
+
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor | str]:
         epoch, pos = key
         a_idx, b_idx = self._order(epoch)
         rng = np.random.default_rng([self.seed, epoch, pos, 1])
         aug = self.augment_train if epoch < self.n_epochs else self.augment_decay
-        pa, pb = self.paths["A"][a_idx[pos]], self.paths["B"][b_idx[pos]]
-        return {"A": augment(load_image(pa, self.channels), aug, rng),
-                "B": augment(load_image(pb, self.channels), aug, rng),
-                "A_path": str(pa), "B_path": str(pb)}
+        skipped: list[str] = []
+        im_a, pa = self._load("A", int(a_idx[pos]), skipped)
+        im_b, pb = self._load("B", int(b_idx[pos]), skipped)
+        small = [str(p) for p, im in ((pa, im_a), (pb, im_b)) if min(im.size) < self.crop_size]
+        # strings, not lists: the default collate keeps one string per sample
+        return {"A": augment(im_a, aug, rng), "B": augment(im_b, aug, rng), "A_path": str(pa), "B_path": str(pb),
+                "skipped": "\n".join(skipped), "small": "\n".join(small)}
+
+
+class SingleImageDataset(Dataset):
+    """Minibatches of crops from one image per domain (SinCUT), indexed by iteration.
+
+    As the reference: each minibatch draws one zoom per axis, uniform in [1/scale_max, 1] (never
+    below the crop size); every crop takes a different cell of a randomly offset grid over the
+    zoomed image (cells shuffled, so negatives come from different places) and is flipped with
+    p = 0.5. An image smaller than the crop is upscaled with a warning.
+    """
+
+    def __init__(self, path_a: str | Path, path_b: str | Path, channels: int = 3, crop_size: int = 128,
+                 batch_size: int = 16, scale_max: float = 3.0, flip: bool = True, seed: int = 0):
+        if scale_max < 1:
+            raise ValueError(f"scale_max must be >= 1, got {scale_max}")
+        self.images = {"A": load_image(path_a, channels), "B": load_image(path_b, channels)}
+        self.paths = {"A": Path(path_a), "B": Path(path_b)}
+        for side, im in self.images.items():
+            if min(im.size) < crop_size:
+                warnings.warn(f"{self.paths[side]} ({im.width}x{im.height}) is smaller than the {crop_size} px "
+                              f"crop and will be upscaled", stacklevel=2)
+        self.crop_size, self.batch_size = crop_size, batch_size
+        self.scale_max, self.flip, self.seed = scale_max, flip, seed
+
+    def __len__(self) -> int:  # iterations are the unit; any index is valid
+        return 2 ** 62
+
+    def crops(self, side: str, rng: np.random.Generator) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+        """One minibatch of crops and the (x, y, w, h) boxes they came from in the zoomed image."""
+        im, c = self.images[side], self.crop_size
+        zoom = rng.uniform(1.0 / self.scale_max, 1.0, size=2)
+        w, h = max(c, int(round(im.width * zoom[0]))), max(c, int(round(im.height * zoom[1])))
+        zoomed = im.resize((w, h), Image.BILINEAR)
+        nx, ny = w // c, h // c
+        cells = np.concatenate([rng.permutation(nx * ny) for _ in range(-(-self.batch_size // (nx * ny)))])
+        out, boxes = [], []
+        for cell in cells[: self.batch_size]:
+            x0 = int(rng.integers(0, w - nx * c + 1)) + (cell // ny) * c
+            y0 = int(rng.integers(0, h - ny * c + 1)) + (cell % ny) * c
+            crop = zoomed.crop((x0, y0, x0 + c, y0 + c))
+            if self.flip and rng.random() < 0.5:
+                crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+            out.append(to_tensor(crop))
+            boxes.append((x0, y0, w, h))
+        return torch.stack(out), boxes
+
+    def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | str]:
+        rng = np.random.default_rng([self.seed, iteration, 2])
+        return {"A": self.crops("A", rng)[0], "B": self.crops("B", rng)[0],
+                "A_path": str(self.paths["A"]), "B_path": str(self.paths["B"])}
 
 
 class EpochBatchSampler(Sampler):

@@ -1,11 +1,12 @@
 """Image files: discovery, robust loading, conversion to/from tensors."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -22,30 +23,62 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Integer and float images (16-bit PNG, 32-bit TIFF, ...) scaled to 8 bits, not clipped."""
+    arr = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        top = 1.0 if np.nanmax(arr, initial=0.0) <= 1.0 else 255.0
+    else:  # I;16* and I: 16-bit data in PIL's integer modes
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+    arr = np.nan_to_num(arr, nan=0.0, posinf=top, neginf=0.0)
+    return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
 def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     """Open an image, apply its EXIF orientation and convert it to RGB (3) or L (1).
 
-    Transparent images are composited on white (the usual background of cut-out photos and
-    drawings) rather than keeping whatever colour hides under the alpha channel.
+    Handles 16-bit and float images (scaled to 8 bits), CMYK, palette and alpha images (alpha
+    composited on white, the usual background of cut-out photos and drawings). Every failure is an
+    :class:`ImageError` that names the file and says what is wrong with it.
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageError(f"cannot read image {path}: {e.strerror or e}") from None
+    if size == 0:
+        raise ImageError(f"cannot read image {path}: the file is empty (0 bytes)")
+    try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
             im.load()
-    except Exception as e:  # PIL raises many types for bad files
-        raise ImageError(f"cannot read image {path}: {e}") from None
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit integer images: scale to 8 bits instead of clipping at 255
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P":
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA"):
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im.convert("RGBA"))
-    return im.convert("RGB" if channels == 3 else "L")
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # a broken EXIF block should not cost us the pixels
+                pass
+    except UnidentifiedImageError:
+        raise ImageError(f"cannot read image {path}: not an image file, or a format Pillow cannot decode") from None
+    except Exception as e:  # truncated or corrupt data: PIL raises OSError, SyntaxError, ValueError, ...
+        raise ImageError(f"cannot read image {path}: the file is corrupt or truncated ({e})") from None
+    try:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            im = _to_8bit(im)
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA")
+        if im.mode in ("RGBA", "LA", "La", "RGBa"):
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im.convert("RGBA"))
+        return im.convert("RGB" if channels == 3 else "L")
+    except Exception as e:
+        raise ImageError(f"cannot convert image {path} (mode {im.mode}) to {'RGB' if channels == 3 else 'grayscale'}: {e}") from None
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:

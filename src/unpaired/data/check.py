@@ -1,0 +1,92 @@
+"""`unpaired data check`: what a dataset folder holds, and everything wrong with it."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .images import IMAGE_EXTENSIONS, ImageError, file_sha256, load_image
+
+
+@dataclass
+class FolderReport:
+    name: str
+    count: int = 0
+    modes: Counter = field(default_factory=Counter)
+    min_size: tuple[int, int] | None = None
+    max_size: tuple[int, int] | None = None
+    other_files: list[str] = field(default_factory=list)
+
+    def add(self, size: tuple[int, int], mode: str) -> None:
+        self.count += 1
+        self.modes[mode] += 1
+        area = size[0] * size[1]
+        if self.min_size is None or area < self.min_size[0] * self.min_size[1]:
+            self.min_size = size
+        if self.max_size is None or area > self.max_size[0] * self.max_size[1]:
+            self.max_size = size
+
+
+def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
+    """Counts, sizes and modes per image folder; unreadable files; identical files in different folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageError(f"{root} is not a folder")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        folders = [root]
+    reports, unreadable, by_hash = [], [], {}
+    files = [(f, p) for f in folders for p in sorted(f.iterdir()) if p.is_file()]
+    report_of = {f: FolderReport(f.name if f != root else ".") for f in folders}
+    for folder, path in tqdm(files, desc="check", unit="file", disable=not show_progress):
+        rep = report_of[folder]
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            rep.other_files.append(path.name)
+            continue
+        try:
+            with Image.open(path) as raw:
+                mode = raw.mode
+            im = load_image(path, 3)  # the same decoding training uses: whatever fails here fails there
+        except ImageError as e:
+            unreadable.append(str(e))
+            continue
+        except Exception as e:  # Image.open's own errors are reported by load_image above
+            unreadable.append(f"cannot read image {path}: {e}")
+            continue
+        rep.add(im.size, mode)
+        by_hash.setdefault(file_sha256(path), []).append(f"{folder.name}/{path.name}")
+    reports = [report_of[f] for f in folders]
+    duplicates = [paths for paths in by_hash.values() if len({p.split("/")[0] for p in paths}) > 1]
+    return {
+        "root": str(root),
+        "folders": [{"name": r.name, "images": r.count, "modes": dict(r.modes),
+                     "smallest": list(r.min_size) if r.min_size else None,
+                     "largest": list(r.max_size) if r.max_size else None,
+                     "other_files": r.other_files} for r in reports],
+        "unreadable": unreadable,
+        "duplicates_across_folders": duplicates,
+        "ok": not unreadable and not duplicates,
+    }
+
+
+def format_report(rep: dict) -> str:
+    lines = [f"{'folder':12} {'images':>7}  {'smallest':>10} {'largest':>10}  modes"]
+    for f in rep["folders"]:
+        size = lambda s: f"{s[0]}x{s[1]}" if s else "-"  # noqa: E731
+        modes = ", ".join(f"{m} {n}" for m, n in sorted(f["modes"].items()))
+        lines.append(f"{f['name']:12} {f['images']:7d}  {size(f['smallest']):>10} {size(f['largest']):>10}  {modes}")
+        if f["other_files"]:
+            lines.append(f"{'':12} ignored non-image files: {', '.join(f['other_files'][:5])}"
+                         + (" ..." if len(f["other_files"]) > 5 else ""))
+    if rep["unreadable"]:
+        lines.append(f"\n{len(rep['unreadable'])} unreadable file(s):")
+        lines += [f"  {m}" for m in rep["unreadable"]]
+    if rep["duplicates_across_folders"]:
+        lines.append(f"\n{len(rep['duplicates_across_folders'])} file(s) appear in more than one folder "
+                     f"(identical bytes; a test image in train inflates scores):")
+        lines += [f"  {' = '.join(d)}" for d in rep["duplicates_across_folders"]]
+    lines.append("\nok: no unreadable files, no duplicates across folders" if rep["ok"] else "")
+    return "\n".join(lines).rstrip() + "\n"
