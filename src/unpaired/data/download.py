@@ -5,12 +5,16 @@ Without network, ``--archive FILE`` takes a file downloaded elsewhere through th
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import shutil
 import socket
 import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +137,9 @@ def extract(archive: Path, dest: Path) -> Path:
                     raise DownloadError(f"{archive} is corrupt: CRC check failed for {bad}; download it again")
                 z.extractall(root)
         elif tarfile.is_tarfile(archive):
+            _read_compressed_to_end(archive)
             with tarfile.open(archive) as t:
-                members = t.getmembers()  # reads the whole stream: a corrupt gzip fails its CRC here
+                members = t.getmembers()
                 for m in members:
                     safe(m.name)
                     if m.issym() or m.islnk() or m.isdev():
@@ -142,9 +147,22 @@ def extract(archive: Path, dest: Path) -> Path:
                 t.extractall(root, members=members)
         else:
             raise DownloadError(f"{archive} is neither a zip nor a tar archive")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         raise DownloadError(f"{archive} is corrupt or truncated ({e}); download it again") from None
     return root
+
+
+def _read_compressed_to_end(path: Path) -> None:
+    """Decompress a .gz/.bz2/.xz stream to its end: only there are its CRC and length checked
+    (tarfile stops reading at the end-of-archive marker and would miss a corrupt member)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    opener = gzip.open if magic[:2] == b"\x1f\x8b" else bz2.open if magic[:3] == b"BZh" else \
+        lzma.open if magic == b"\xfd7zXZ\x00" else None
+    if opener is not None:
+        with opener(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
 
 
 def find_dataset_root(folder: Path) -> Path:
