@@ -119,3 +119,33 @@ def test_errors_are_explained(tmp_path, capsys):
     assert main(["data", "split", str(tmp_path / "one"), "--out", str(tmp_path / "full")]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "full" / "x.txt").read_text() == "mine"
+
+
+def test_unreadable_sources_are_all_reported_and_left_out(tmp_path, capsys):
+    write_images(tmp_path / "src" / "trainA", 10, seed=1)
+    write_images(tmp_path / "src" / "trainB", 10, seed=2)
+    (tmp_path / "src" / "trainA" / "zz_broken.png").write_bytes(b"\x89PNG garbage")
+    (tmp_path / "src" / "trainB" / "zz_empty.jpg").write_bytes(b"")
+    assert main(["data", "split", str(tmp_path / "src"), "--out", str(tmp_path / "o"), "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "2 unreadable" in err and "zz_broken.png" in err and "zz_empty.jpg" in err
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert len(m["unreadable"]) == 2 and sum(m["counts"].values()) == 20
+    assert not any("zz_" in rel for rel in m["files"])
+
+
+def test_data_check_reports_unreadable_and_cross_split_duplicates(tmp_path, capsys):
+    write_images(tmp_path / "d" / "trainA", 3, seed=1)
+    write_images(tmp_path / "d" / "testA", 2, seed=2, mode="L")
+    (tmp_path / "d" / "testA" / "copy.png").write_bytes((tmp_path / "d" / "trainA" / "001.png").read_bytes())
+    (tmp_path / "d" / "testA" / "bad.jpg").write_bytes(b"junk")
+    assert main(["data", "check", str(tmp_path / "d"), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    counts = {f["name"]: (f["images"], f["modes"]) for f in rep["folders"]}
+    assert counts == {"testA": (3, {"L": 2, "RGB": 1}), "trainA": (3, {"RGB": 3})}
+    assert len(rep["unreadable"]) == 1 and "bad.jpg" in rep["unreadable"][0] and "not an image" in rep["unreadable"][0]
+    assert rep["duplicates_across_folders"] == [["testA/copy.png", "trainA/001.png"]]
+    (tmp_path / "d" / "testA" / "copy.png").unlink()
+    (tmp_path / "d" / "testA" / "bad.jpg").unlink()
+    assert main(["data", "check", str(tmp_path / "d")]) == 0
+    assert "ok: no unreadable files" in capsys.readouterr().out

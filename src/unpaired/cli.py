@@ -100,13 +100,17 @@ def _print_split(manifest: dict, written: bool, out: str) -> None:
     print(("wrote" if written else "up to date, nothing written:") + f" {out}\n  "
           + "  ".join(f"{k} {v}" for k, v in counts.items())
           + "\n  origin: " + ", ".join(f"{k} = {v}" for k, v in manifest["origin"].items()))
+    bad = manifest.get("unreadable", [])
+    if bad:
+        print(f"{len(bad)} unreadable source file(s) left out (listed in manifest.json):\n  " + "\n  ".join(bad),
+              file=sys.stderr)
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
     from .data.splits import split_dataset
 
     manifest, written = split_dataset(args.src, args.out, args.layout, args.val, args.test, args.seed,
-                                      args.direction, args.keep_pairs, args.force)
+                                      args.direction, args.keep_pairs, args.force, show_progress=True)
     _print_split(manifest, written, args.out)
     return 0
 
@@ -129,7 +133,8 @@ def cmd_data_download(args: argparse.Namespace) -> int:
         manifest, written = split_dataset([root], out, "auto", args.val, args.test, args.seed, args.direction,
                                           args.keep_pairs, args.force,
                                           provenance={"dataset": args.name, "archive_sha256": digest,
-                                                      "url": DATASETS[args.name].urls[0]})
+                                                      "url": DATASETS[args.name].urls[0]},
+                                          show_progress=True)
     finally:
         shutil.rmtree(root.parent if root.parent.name.endswith(".extract") else root, ignore_errors=True)
     _print_split(manifest, written, args.out)

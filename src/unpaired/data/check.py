@@ -47,15 +47,12 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
             rep.other_files.append(path.name)
             continue
         try:
-            with Image.open(path) as raw:
-                mode = raw.mode
             im = load_image(path, 3)  # the same decoding training uses: whatever fails here fails there
         except ImageError as e:
             unreadable.append(str(e))
             continue
-        except Exception as e:  # Image.open's own errors are reported by load_image above
-            unreadable.append(f"cannot read image {path}: {e}")
-            continue
+        with Image.open(path) as raw:  # decodable, so this succeeds; the stored mode is what we report
+            mode = raw.mode
         rep.add(im.size, mode)
         by_hash.setdefault(file_sha256(path), []).append(f"{folder.name}/{path.name}")
     reports = [report_of[f] for f in folders]

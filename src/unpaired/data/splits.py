@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from .images import ImageError, file_sha256, list_images, load_image
 
@@ -48,9 +49,10 @@ class Item:
     half: str | None      # left | right for paired sources, None for a plain copy
 
     def data(self) -> bytes:
+        """The output file's bytes; raises ImageError if the source cannot be decoded."""
+        im = load_image(self.source, 3)  # also for plain copies: a split must not pass on broken files
         if self.half is None:
             return self.source.read_bytes()
-        im = load_image(self.source, 3)
         w = im.width // 2
         box = (0, 0, w, im.height) if self.half == "left" else (w, 0, 2 * w, im.height)
         buf = io.BytesIO()
@@ -182,10 +184,12 @@ def plan_folders(sources: list[Path], val: float, test: float, seed: int, direct
 # ------------------------------------------------------------------ writing
 def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "auto", val: float = 0.1,
                   test: float = 0.1, seed: int = 0, direction: str = "AtoB", keep_pairs: bool = False,
-                  force: bool = False, provenance: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+                  force: bool = False, provenance: dict[str, Any] | None = None,
+                  show_progress: bool = False) -> tuple[dict[str, Any], bool]:
     """Write the split; returns (manifest, whether anything was written).
 
-    ``provenance`` (e.g. the archive a download came from) is recorded in the manifest as is."""
+    ``provenance`` (e.g. the archive a download came from) is recorded in the manifest as is.
+    Unreadable source images are left out and listed in the manifest's ``unreadable``."""
     sources = [Path(s).resolve() for s in sources]
     out = Path(out)
     for s in sources:
@@ -224,18 +228,24 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
     if tmp.exists():
         shutil.rmtree(tmp)
     files: dict[str, dict[str, str]] = {}
-    for item in items:
+    unreadable: dict[str, None] = {}  # ordered set of messages
+    for item in tqdm(items, desc="split", unit="img", disable=not show_progress):
         rel = f"{item.split}{item.domain}/{item.name}"
-        data = item.data()
+        try:
+            data = item.data()
+        except ImageError as e:
+            unreadable[str(e)] = None
+            continue
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / rel).write_bytes(data)
         files[rel] = {"sha256": _sha256(data), "source": str(item.source.relative_to(_common_root(sources))),
                       **({"half": item.half} if item.half else {})}
-    counts = {f"{s}{d}": sum(1 for i in items if i.split == s and i.domain == d) for s in SPLITS for d in "AB"}
+    counts = {f"{s}{d}": sum(1 for rel in files if rel.startswith(f"{s}{d}/")) for s in SPLITS for d in "AB"}
     for name in counts:
         (tmp / name).mkdir(parents=True, exist_ok=True)
     manifest = {"format": MANIFEST_VERSION, "request": request, "origin": origin, "counts": counts,
-                "files": dict(sorted(files.items())), **({"provenance": provenance} if provenance else {})}
+                "files": dict(sorted(files.items())), "unreadable": list(unreadable),
+                **({"provenance": provenance} if provenance else {})}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     # replace the old split only once the new one is complete
     out.mkdir(parents=True, exist_ok=True)
