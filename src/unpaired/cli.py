@@ -12,6 +12,7 @@ from .config import PRESETS, Config, ConfigError, apply_dict, load_yaml, parse_o
 from .data.download import DownloadError
 from .data.images import ImageError
 from .data.splits import SplitError
+from .metrics.inception import InceptionUnavailable
 
 # CLI flag -> config key; flags left unset do not override the preset, file or saved run
 TRAIN_FLAGS = {
@@ -20,6 +21,7 @@ TRAIN_FLAGS = {
     "epochs": "train.epochs", "epochs_decay": "train.epochs_decay", "iters": "train.iters",
     "save_every": "train.save_every", "sample_every": "train.sample_every", "device": "train.device",
     "precision": "train.precision", "seed": "train.seed", "strict": "data.strict",
+    "val_every": "train.val_every", "val_unit": "train.val_unit", "val_num": "train.val_num",
 }
 
 
@@ -149,6 +151,77 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _print_scores(result: dict, as_json: bool, kid: bool = True) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    line = f"FID {result['fid']:.3f}"
+    if kid:
+        line += f"   KID {result['kid']:.5f} ± {result['kid_std']:.5f}"
+    print(line + f"   ({result['n_fake']} generated vs {result['n_real']} real images)")
+
+
+def cmd_evaluate_fid(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_folders
+    from .train import select_device
+
+    result = evaluate_folders(args.real, args.fake, str(select_device(args.device)), args.size,
+                              show_progress=not args.json)
+    if not args.kid:
+        result = {k: v for k, v in result.items() if not k.startswith("kid")}
+    _print_scores(result, args.json, args.kid)
+    return 0
+
+
+def cmd_evaluate_run(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+    from .train import select_device
+
+    result = evaluate_run(args.run_dir, args.data, args.split, args.num, args.checkpoint,
+                          str(select_device(args.device)), args.size, show_progress=not args.json)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "inputs"}, indent=2))
+    else:
+        print(f"{args.split} split, {result['checkpoint']} (iteration {result['iteration']}, epoch {result['epoch']}), "
+              f"{result['size']}x{result['size']}:")
+        _print_scores(result, False)
+        print(f"translations in {Path(args.run_dir) / 'eval' / args.split}/, scores in "
+              f"{Path(args.run_dir) / 'eval' / (args.split + '.json')} ({result['seconds']:.1f} s)")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .metrics.profile import profile_training
+    from .train import select_device
+
+    cfg = preset(args.model)
+    cfg.data.crop_size, cfg.data.batch_size, cfg.train.precision = args.size, args.batch_size, args.precision
+    for item in args.set or []:
+        set_value(cfg, *parse_override(item))
+    resolve(cfg)
+    r = profile_training(cfg, select_device(args.device), args.iters, args.warmup)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"{r['model']} {r['size']}x{r['size']} batch {r['batch_size']} {r['precision']} on {r['device_name']} "
+              f"({r['threads']} threads): {r['sec_per_iter']:.3f} s/iter (median of {r['iters']} after "
+              f"{r['warmup']} warm-up), peak memory {r['peak_memory_bytes'] / 2 ** 30:.2f} GiB ({r['memory_kind']}), "
+              "parameters " + ", ".join(f"{k} {v:,}" for k, v in r["params"].items()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        files = write_report(args.run_dirs, args.out, args.gallery_limit)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
+    print(Path(files["markdown"]).read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -182,6 +255,10 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--val-every", type=int, metavar="N",
+                   help="score FID/KID on DIR/valA -> DIR/valB every N --val-unit and keep checkpoints/best.pt (0 = off)")
+    t.add_argument("--val-unit", choices=["epoch", "iter"], help="unit of --val-every (default epoch)")
+    t.add_argument("--val-num", type=int, metavar="N", help="use at most N validation images (default all)")
     t.add_argument("--strict", action="store_const", const=True,
                    help="stop at the first unreadable image (default: skip it and report it once)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -248,6 +325,55 @@ def make_parser() -> argparse.ArgumentParser:
     ck.add_argument("--json", action="store_true", help="print the report as JSON")
     ck.set_defaults(func=cmd_data_check)
 
+    ev = sub.add_parser("evaluate", help="FID/KID of folders or of a trained run (offline Inception)",
+                        description="FID and KID with the standard TF-Inception features, pytorch-fid protocol, "
+                                    "computed offline. Real-image features are cached by folder content.")
+    esub = ev.add_subparsers(dest="evaluate_command", required=True, metavar="EVALUATE_COMMAND")
+    ef = esub.add_parser("fid", help="FID (and KID) between two folders of images")
+    ef.add_argument("real", metavar="REAL_DIR")
+    ef.add_argument("fake", metavar="FAKE_DIR")
+    ef.add_argument("--kid", action="store_true", help="also print KID (mean ± std over subsets)")
+    ef.add_argument("--size", type=int, help="resize both sides to SIZE x SIZE first (default: as they are)")
+    ef.add_argument("--device", default="auto")
+    ef.add_argument("--json", action="store_true")
+    ef.set_defaults(func=cmd_evaluate_fid)
+    er = esub.add_parser("run", help="translate a split's A images with a run's generator and score them",
+                         description="Translate DIR/<split>A with the run's generator and score against DIR/<split>B. "
+                                     "Both sides are resized to the training crop size unless --size is given. "
+                                     "Writes RUN_DIR/eval/<split>/ (translations) and RUN_DIR/eval/<split>.json.")
+    er.add_argument("run_dir", metavar="RUN_DIR")
+    er.add_argument("--data", required=True, metavar="DIR", help="dataset folder with <split>A/ and <split>B/")
+    er.add_argument("--split", default="test", choices=["val", "test"], help="default test")
+    er.add_argument("--num", type=int, help="at most N images per side (default all)")
+    er.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+                    help="best (by validation FID; latest if the run has none) or latest")
+    er.add_argument("--size", type=int, help="evaluation resolution (default: the run's crop size)")
+    er.add_argument("--device", default="auto")
+    er.add_argument("--json", action="store_true")
+    er.set_defaults(func=cmd_evaluate_run)
+
+    pr = sub.add_parser("profile", help="seconds per training iteration and peak memory on random inputs",
+                        description="Median seconds per iteration after warm-up (synchronised on CUDA), peak memory "
+                                    "(CUDA max allocated, or process peak RSS on CPU) and parameter counts.")
+    pr.add_argument("--model", default="cut", choices=list(PRESETS))
+    pr.add_argument("--size", type=int, default=256)
+    pr.add_argument("--batch-size", type=int, default=1)
+    pr.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
+    pr.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
+    pr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_profile)
+
+    rp = sub.add_parser("report", help="table (Markdown, CSV), curves and an HTML gallery of runs",
+                        description="Thesis-style table (method, FID, KID, sec/iter, memory, best epoch), loss and "
+                                    "validation-FID plots, and a self-contained HTML gallery of test triptychs.")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rp.add_argument("--out", required=True, metavar="DIR")
+    rp.add_argument("--gallery-limit", type=int, default=24, help="triptychs per run in the gallery (default 24)")
+    rp.set_defaults(func=cmd_report)
+
     d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
                        description="A few-minute CPU demo on images shipped with scikit-image "
                                    "(pip install 'unpaired[demo]'): colour photos -> stone/grass textures.")
@@ -263,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ImageError, CheckpointError, SplitError, DownloadError) as e:
+    except (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -64,6 +64,10 @@ class TrainConfig:
     log_every: int = 10               # iterations between metrics.jsonl / TensorBoard entries
     sample_every: int = 500           # iterations between triptych PNGs (0 = never)
     save_every: int = 1000            # iterations between checkpoints (0 = only at the end)
+    val_every: int = 0                # validate on the val split every N val_units (0 = never)
+    val_unit: str = "epoch"           # epoch | iter
+    val_num: int | None = None        # at most this many val images (None = all)
+    val_metric: str = "fid"           # fid | kid: which one picks the best checkpoint
 
 
 @dataclass
@@ -96,7 +100,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {"train.iters", "train.device", "train.log_every", "train.sample_every",
-                  "train.save_every", "data.num_workers", "data.root", "data.strict"}
+                  "train.save_every", "data.num_workers", "data.root", "data.strict",
+                  "train.val_every", "train.val_unit", "train.val_num"}
 
 
 def preset(name: str) -> Config:
@@ -227,6 +232,9 @@ def resolve(cfg: Config) -> Config:
         (m.focal_gamma >= 0 and m.focal_alpha > 0, "model.focal_gamma must be >= 0 and model.focal_alpha > 0"),
         (t.log_every >= 1 and t.sample_every >= 0 and t.save_every >= 0,
          "train.log_every must be >= 1; sample_every and save_every >= 0"),
+        (t.val_every >= 0 and t.val_unit in ("epoch", "iter") and t.val_metric in ("fid", "kid")
+         and (t.val_num is None or t.val_num >= 2),
+         "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2"),
     ]
     for ok, msg in checks:
         if not ok:

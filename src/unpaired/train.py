@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import resource
 import signal
 import statistics
 import time
@@ -34,6 +33,7 @@ from .amp import Precision
 from .config import RUNTIME_FIELDS, Config, ConfigError, diff, save_yaml
 from .data import EpochBatchSampler, UnalignedDataset
 from .data.images import save_image, triptych
+from .metrics.profile import peak_memory_bytes
 from .models import build_model
 
 
@@ -61,13 +61,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    """Peak CUDA memory allocated, or the process's peak resident set size elsewhere."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
@@ -151,6 +144,7 @@ class Trainer:
             "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration},
             "rng": ckpt_io.rng_state(),
             "data_problems": {"skipped": self.skipped},
+            "validation": self.validation,
             "saved_at": time.time(),
         }
 
@@ -178,6 +172,7 @@ class Trainer:
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
                            for k, o in self.optimizers.items()}
         self.epoch = self.batch = self.iteration = 0
+        self.validation: dict[str, Any] = {"best": None, "final": None}
         self.skipped: dict[str, str] = {}   # unreadable file -> message, each reported once
         self.small: list[str] = []          # images smaller than the crop (upscaled)
         if state is not None:
@@ -190,6 +185,7 @@ class Trainer:
             p = state["progress"]
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
             self.skipped, self.small = dict(state.get("data_problems", {}).get("skipped", {})), []
+            self.validation = state.get("validation", self.validation)
             ckpt_io.set_rng_state(state["rng"])
         self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
 
@@ -208,6 +204,7 @@ class Trainer:
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
                             generator=torch.Generator().manual_seed(tc.seed), worker_init_fn=_ignore_sigint)
+        self.scorer = self._make_scorer()
         writer = self._tensorboard(purge_step=self.iteration)
         times: list[float] = []
         sums: dict[str, torch.Tensor] = {}
@@ -230,7 +227,8 @@ class Trainer:
                     n_sum += 1
                     self.iteration += 1
                     self.batch += 1
-                    if self.batch == per_epoch:  # epoch boundary: the reference steps LR once per epoch
+                    epoch_ended = self.batch == per_epoch
+                    if epoch_ended:  # the reference steps LR once per epoch
                         self.epoch, self.batch = self.epoch + 1, 0
                         for s in self.schedulers.values():
                             s.step()
@@ -245,8 +243,13 @@ class Trainer:
                         sums, n_sum, t_last = {}, 0, time.perf_counter()
                     if tc.sample_every and self.iteration % tc.sample_every == 0:
                         self.save_sample()
+                    if self.scorer is not None and self._validation_due(epoch_ended):
+                        self.validate(writer)
                     if tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < stop_at:
                         self.save()
+            last = self.validation["final"]
+            if self.scorer is not None and (last is None or last["iteration"] != self.iteration):
+                self.validate(writer)  # the final value, whatever the interval
         finally:
             bar.close()
             if writer is not None:
@@ -255,6 +258,42 @@ class Trainer:
         if tc.sample_every:
             self.save_sample()
         return self._write_summary(params, times, stop_at, total)
+
+    # ------------------------------------------------------------ validation
+    def _make_scorer(self):
+        tc = self.cfg.train
+        if not tc.val_every:
+            return None
+        from .evaluate import SplitScorer
+
+        return SplitScorer(self.cfg.data.root, "val", self.cfg.data.channels, self.cfg.data.crop_size,
+                           str(self.device), tc.val_num)
+
+    def _validation_due(self, epoch_ended: bool) -> bool:
+        tc = self.cfg.train
+        if tc.val_unit == "iter":
+            return self.iteration % tc.val_every == 0
+        return epoch_ended and self.epoch % tc.val_every == 0
+
+    def validate(self, writer) -> dict[str, Any]:
+        """Score the generator on the val split; log it, and keep ``best.pt`` when it improves."""
+        result = self.scorer.score(self.model.generator)
+        entry = {"iteration": self.iteration, "epoch": self.epoch, **result}
+        metric = self.cfg.train.val_metric
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps({"iter": self.iteration, "epoch": self.epoch, "val": result, "time": time.time()}) + "\n")
+        for k in ("fid", "kid"):
+            writer.add_scalar(f"val/{k}", result[k], self.iteration)
+        best = self.validation["best"]
+        self.validation["final"] = entry
+        if best is None or result[metric] < best[metric]:
+            self.validation["best"] = entry
+            # weights and config only: best.pt is for evaluation and translation, latest.pt for resuming
+            ckpt_io.save_atomic({k: v for k, v in self._state().items() if k not in ("optimizers", "rng")},
+                                self.run_dir / "checkpoints" / "best.pt")
+        tqdm.write(f"validation at iteration {self.iteration}: FID {result['fid']:.2f}, KID {result['kid']:.4f}"
+                   + (" (best so far)" if self.validation["best"] is entry else ""), file=sys.stderr)
+        return entry
 
     def _note_data_problems(self, raw: dict[str, Any]) -> None:
         """Report each unreadable file once, and images smaller than the crop with one warning."""
@@ -312,6 +351,7 @@ class Trainer:
             "checkpoint": str(self.ckpt_path),
             "skipped_files": sorted(self.skipped.values()),
             "images_smaller_than_crop": len(self.small),
+            "validation": {"metric": self.cfg.train.val_metric, **self.validation} if self.cfg.train.val_every else None,
         }
         tmp = self.run_dir / ".summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))

@@ -38,6 +38,11 @@ class CUT(nn.Module):
         self.gan_loss = GANLoss(m.gan_mode)
         self.nce_loss = PatchNCELoss(m.nce_temperature, m.focal_gamma, m.focal_alpha, m.nce_negatives)
 
+    @property
+    def generator(self) -> nn.Module:
+        """The A->B generator (validation and translation use it)."""
+        return self.G
+
     def make_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         return {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
                 for name in ("G", "D", "F")}

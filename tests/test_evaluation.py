@@ -1,0 +1,90 @@
+"""Validation during training, `evaluate run`, `profile` and `report` on a tiny CUT run."""
+import csv
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from unpaired import checkpoint as ckpt_io
+from unpaired.cli import main
+
+from conftest import write_images
+from test_metrics import needs_inception
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    for split, n in (("train", 6), ("val", 4), ("test", 5)):
+        write_images(root / f"{split}A", n, size=(40, 40), seed=hash(split) % 100)
+        (root / f"{split}B").mkdir()
+        for i in range(n):  # B: bright images with a dark square, unlike the noise of A
+            im = Image.new("RGB", (40, 40), (230, 230, 230))
+            im.paste((20, 20, 20), (5 + i, 5, 25 + i, 25))
+            im.save(root / f"{split}B" / f"{i:03d}.png")
+    return root
+
+
+@needs_inception
+def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
+    runs = []
+    for model in ("cut", "fastcut-focal"):
+        run = tmp_path / model
+        assert main(["train", "--model", model, "--data", str(split_dir), "--out", str(run), "--size", "32",
+                     "--iters", "9", "--val-every", "1", "--val-unit", "epoch", "--num-workers", "0", "--quiet",
+                     "--sample-every", "3", "--set", "train.log_every=1", "--set", "model.ngf=16"]) == 0
+        runs.append(run)
+    capsys.readouterr()
+    run = runs[0]
+    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"val"' in line]
+    assert [v["iter"] for v in val] == [6, 9]  # end of epoch 1 (6 images), then the final value
+    assert all(v["val"]["n_fake"] == 4 and v["val"]["fid"] > 0 for v in val)
+    summary = json.loads((run / "summary.json").read_text())["validation"]
+    best = min(val, key=lambda v: v["val"]["fid"])
+    assert summary["best"]["fid"] == best["val"]["fid"] and summary["best"]["iteration"] == best["iter"]
+    assert summary["final"]["iteration"] == 9
+    best_ckpt = ckpt_io.load(run / "checkpoints" / "best.pt")
+    assert best_ckpt["progress"]["iteration"] == best["iter"] and "optimizers" not in best_ckpt
+
+    for r in runs:
+        assert main(["evaluate", "run", str(r), "--data", str(split_dir), "--json", "--device", "cpu"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["n_fake"] == 5 and result["n_real"] == 5 and result["checkpoint"] == "best.pt"
+        assert sorted(p.name for p in (r / "eval" / "test").iterdir()) == [f"{i:03d}.png" for i in range(5)]
+        assert Image.open(r / "eval" / "test" / "000.png").size == (32, 32)
+
+    out = tmp_path / "report"
+    assert main(["report", *map(str, runs), "--out", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    assert "| CUT - CE |" in md and "| FastCUT - Focal (gamma 2, alpha 0.25) |" in md
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    tests = [json.loads((r / "eval" / "test.json").read_text()) for r in runs]
+    assert [float(row["FID"]) for row in rows] == pytest.approx([t["fid"] for t in tests])
+    assert all(float(row["sec_per_iter"]) > 0 and float(row["memory_GiB"]) > 0 for row in rows)
+    for png in ("losses.png", "fid.png"):
+        im = Image.open(out / png)
+        assert im.size[0] > 300 and len(set(im.convert("L").getdata())) > 10  # a real plot, not a blank
+    html = (out / "gallery.html").read_text()
+    assert html.count("<figure>") == 10 and len(re.findall(r"src='data:image/png;base64,", html)) == 12
+    assert "http" not in html  # self-contained
+
+
+def test_profile_json(capsys):
+    assert main(["profile", "--model", "fastcut", "--size", "32", "--iters", "2", "--warmup", "1", "--json",
+                 "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["sec_per_iter"] > 0 and r["peak_memory_bytes"] > 0 and r["memory_kind"] == "process peak RSS"
+    assert r["params"] == {"G": 11_378_179, "D": 2_764_737, "F": 560_384}
+
+
+def test_evaluate_run_without_split_explained(tmp_path, capsys, split_dir):
+    run = tmp_path / "r"
+    assert main(["train", "--model", "fastcut", "--data", str(split_dir), "--out", str(run), "--size", "32",
+                 "--iters", "1", "--num-workers", "0", "--quiet", "--set", "model.ngf=8"]) == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", "run", str(run), "--data", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "testA does not exist" in err and "data split" in err
