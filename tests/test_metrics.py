@@ -1,5 +1,4 @@
 import json
-import os
 
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unpaired.cli import main
-from unpaired.metrics import fid as fid_mod
 from unpaired.metrics.fid import fid_from_features, frechet_distance, kid_from_features, statistics
 from unpaired.metrics.inception import InceptionUnavailable, preprocess, weights_path
 

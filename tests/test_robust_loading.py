@@ -1,7 +1,6 @@
 """Robust image loading: every file either loads as an 8-bit RGB/L image or raises ImageError naming it."""
 import io
 import json
-import warnings
 
 import numpy as np
 import pytest

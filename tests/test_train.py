@@ -13,7 +13,7 @@ from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
 from unpaired.translate import load_generator
 
-from conftest import TINY_NETS, write_images
+from conftest import TINY_NETS
 
 FAST = ["--size", "32", "--num-workers", "0", "--quiet", "--sample-every", "0"]
 

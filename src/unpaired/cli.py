@@ -22,6 +22,7 @@ TRAIN_FLAGS = {
     "save_every": "train.save_every", "sample_every": "train.sample_every", "device": "train.device",
     "precision": "train.precision", "seed": "train.seed", "strict": "data.strict",
     "val_every": "train.val_every", "val_unit": "train.val_unit", "val_num": "train.val_num",
+    "image_a": "data.image_a", "image_b": "data.image_b",
 }
 
 
@@ -68,8 +69,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out RUN_DIR is required to train (it receives checkpoints, logs and samples)")
-    if cfg.data.root is None:
-        raise ConfigError("--data DIR is required: a folder with trainA/ and trainB/ image folders")
     from .train import Trainer
 
     summary = Trainer(cfg, args.out, show_progress=not args.quiet).run()
@@ -89,7 +88,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     device = select_device(args.device)
     written, errors = translate_files(args.checkpoint, args.input, args.output, device=str(device),
-                                      ext="." + args.format, show_progress=not args.quiet)
+                                      ext="." + args.format, show_progress=not args.quiet,
+                                      tile=args.tile, overlap=args.overlap)
     print(f"wrote {len(written)} image(s) to {args.output}")
     if errors:
         print(f"{len(errors)} file(s) could not be read:\n  " + "\n  ".join(errors), file=sys.stderr)
@@ -239,8 +239,10 @@ def make_parser() -> argparse.ArgumentParser:
                        description="Train a translation model A->B. Running the same command again on the same "
                                    "--out folder resumes from its latest checkpoint exactly.")
     t.add_argument("--model", choices=list(PRESETS), help="method preset (reference defaults); "
-                   "cut-focal/fastcut-focal use focal PatchNCE with gamma 2, alpha 0.25")
+                   "*-focal use focal PatchNCE with gamma 2, alpha 0.25; sincut trains on one image per domain")
     t.add_argument("--data", metavar="DIR", help="dataset folder with trainA/ (source) and trainB/ (target)")
+    t.add_argument("--image-a", metavar="FILE", help="sincut: the source image (instead of the one in DIR/trainA)")
+    t.add_argument("--image-b", metavar="FILE", help="sincut: the target image (instead of the one in DIR/trainB)")
     t.add_argument("--out", metavar="RUN_DIR", help="run folder: checkpoints, metrics.jsonl, tensorboard/, samples/")
     t.add_argument("--config", metavar="FILE.yaml", help="YAML file with model/data/train sections")
     t.add_argument("--size", type=int, help="training crop size (default 256)")
@@ -276,6 +278,12 @@ def make_parser() -> argparse.ArgumentParser:
     tr.add_argument("--output", required=True, metavar="DIR", help="output folder")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     tr.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default png)")
+    tr.add_argument("--tile", type=int, metavar="SIZE",
+                    help="translate in SIZE x SIZE tiles (multiple of 4; 0 = never tile); default: tiles of 512 "
+                         "only for images above 1024x1024 pixels, so memory stays bounded for any image size")
+    tr.add_argument("--overlap", type=int, default=128, metavar="PX",
+                    help="tile overlap (default 128): its outer 3/8 on each side is discarded (zero-padding effects), "
+                         "the middle quarter blended linearly")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
 

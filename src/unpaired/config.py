@@ -36,11 +36,22 @@ class ModelConfig:
     flip_equivariance: bool = False   # FastCUT's flip augmentation
     projector_dim: int = 256          # width of the projection head F
     init_gain: float = 0.02
+    generator: str = "resnet"         # resnet (CUT) | stylegan2 (SinCUT)
+    discriminator: str = "patchgan"   # patchgan (CUT) | stylegan2 (SinCUT)
+    g_downsampling: int = 1           # stylegan2 generator: number of downsamplings
+    d_tile_size: int = 0              # cut crops into tiles of this size before D (0 = whole crop)
+    lambda_r1: float = 0.0            # R1 penalty on real images (SinCUT 1)
+    lambda_identity: float = 0.0      # L1 between G(B) and B (SinCUT 1)
 
 
 @dataclass
 class DataConfig:
+    mode: str = "unaligned"           # unaligned (two folders) | single (one image per domain, SinCUT)
     root: str | None = None           # folder with trainA/ and trainB/
+    image_a: str | None = None        # single mode: the domain-A image (default: the one in root/trainA)
+    image_b: str | None = None        # single mode: the domain-B image (default: the one in root/trainB)
+    zoom_max: float = 3.0             # single mode: crops come from zooms in [1/zoom_max, 1] of the image
+    epoch_length: int = 100000        # single mode: crops per "epoch" (the reference pretends 100,000)
     channels: int = 3                 # 1 (grayscale) or 3 (RGB); images are converted on load
     crop_size: int = 256
     load_size: int | None = None      # resize before cropping; None = crop_size * 286/256
@@ -89,6 +100,17 @@ class Config:
 _FOCAL = {"focal_gamma": 2.0, "focal_alpha": 0.25}
 _FASTCUT = {"nce_idt": False, "lambda_nce": 10.0, "flip_equivariance": True}
 _FASTCUT_TRAIN = {"epochs": 150, "epochs_decay": 50}
+# SinCUT: the reference's sincut_model.py defaults, with the thesis's 128 px crops cut into 64 px
+# tiles for the discriminator (d_tile_size = crop_size gives the reference's setting)
+_SINCUT = {
+    "model": {"generator": "stylegan2", "discriminator": "stylegan2", "ngf": 10, "ndf": 8, "g_downsampling": 1,
+              "gan_mode": "nonsaturating", "lambda_nce": 4.0, "nce_idt": True, "nce_layers": [0, 2, 4],
+              "num_patches": 1, "nce_negatives": "batch", "lambda_r1": 1.0, "lambda_identity": 1.0,
+              "d_tile_size": 64},
+    "data": {"mode": "single", "crop_size": 128, "load_size": 128, "batch_size": 16},
+    "train": {"lr": 2e-3, "beta1": 0.0, "beta2": 0.99, "epochs": 8, "epochs_decay": 8,
+              "sample_every": 1000, "save_every": 5000},
+}
 
 # name -> overrides of the dataclass defaults, per section (the reference's defaults per method)
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -96,12 +118,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cut-focal": {"model": dict(_FOCAL)},
     "fastcut": {"model": dict(_FASTCUT), "train": dict(_FASTCUT_TRAIN)},
     "fastcut-focal": {"model": {**_FASTCUT, **_FOCAL}, "train": dict(_FASTCUT_TRAIN)},
+    "sincut": _SINCUT,
+    "sincut-focal": {**_SINCUT, "model": {**_SINCUT["model"], **_FOCAL}},
 }
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {"train.iters", "train.device", "train.log_every", "train.sample_every",
                   "train.save_every", "data.num_workers", "data.root", "data.strict",
-                  "train.val_every", "train.val_unit", "train.val_num"}
+                  "train.val_every", "train.val_unit", "train.val_num", "data.image_a", "data.image_b"}
 
 
 def preset(name: str) -> Config:
@@ -230,6 +254,15 @@ def resolve(cfg: Config) -> Config:
          f"model.nce_layers must be distinct increasing layer indices, got {m.nce_layers}"),
         (m.num_patches >= 1, f"model.num_patches must be >= 1, got {m.num_patches}"),
         (m.focal_gamma >= 0 and m.focal_alpha > 0, "model.focal_gamma must be >= 0 and model.focal_alpha > 0"),
+        (m.generator in ("resnet", "stylegan2") and m.discriminator in ("patchgan", "stylegan2"),
+         "model.generator must be resnet or stylegan2 and model.discriminator patchgan or stylegan2"),
+        (d.mode in ("unaligned", "single"), f"data.mode must be unaligned or single, got {d.mode!r}"),
+        (m.d_tile_size == 0 or (m.d_tile_size >= 8 and d.crop_size % m.d_tile_size == 0),
+         f"model.d_tile_size ({m.d_tile_size}) must divide data.crop_size ({d.crop_size}) (0 = no tiles)"),
+        (m.discriminator != "stylegan2" or (lambda s: s >= 8 and s & (s - 1) == 0)(m.d_tile_size or d.crop_size),
+         "the stylegan2 discriminator needs a power-of-two input: set model.d_tile_size (or data.crop_size) to 64, 128, ..."),
+        (d.zoom_max >= 1 and d.epoch_length >= 1, "data.zoom_max must be >= 1 and data.epoch_length >= 1"),
+        (m.lambda_identity == 0 or m.nce_idt, "model.lambda_identity needs model.nce_idt: true (G(B) is computed for it)"),
         (t.log_every >= 1 and t.sample_every >= 0 and t.save_every >= 0,
          "train.log_every must be >= 1; sample_every and save_every >= 0"),
         (t.val_every >= 0 and t.val_unit in ("epoch", "iter") and t.val_metric in ("fid", "kid")

@@ -17,24 +17,26 @@ import json
 import random
 import signal
 import statistics
+import sys
 import time
 from contextlib import contextmanager
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
 from .amp import Precision
 from .config import RUNTIME_FIELDS, Config, ConfigError, diff, save_yaml
-from .data import EpochBatchSampler, UnalignedDataset
-from .data.images import save_image, triptych
+from .data import SingleImageDataset
+from .data.images import save_image, to_tensor, triptych
+from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .metrics.profile import peak_memory_bytes
 from .models import build_model
+from .translate import translate_any
 
 
 def select_device(name: str) -> torch.device:
@@ -66,12 +68,6 @@ def seed_everything(seed: int) -> None:
 def linear_decay(n_epochs: int, n_epochs_decay: int):
     """The reference's 'linear' policy: 1 for n_epochs epochs, then linearly to 0 over the decay."""
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
-
-
-def _ignore_sigint(worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group; loader workers must survive it so that the main
-    # process can finish its iteration and save (see graceful_interrupt).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager
@@ -118,7 +114,7 @@ class Trainer:
             raise ConfigError(
                 f"{self.run_dir} already holds a run with a different configuration:\n  "
                 + "\n  ".join(changes)
-                + f"\nResume it with the same settings, or choose a new --out folder.")
+                + "\nResume it with the same settings, or choose a new --out folder.")
         if saved.data.root != self.cfg.data.root:
             tqdm.write(f"note: data folder changed from {saved.data.root} to {self.cfg.data.root}", file=sys.stderr)
         return state
@@ -160,8 +156,9 @@ class Trainer:
             # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
             torch.backends.cudnn.benchmark = True
         self.amp = Precision(tc.precision, self.device)
-        dataset = UnalignedDataset(cfg.data.root, cfg.data.channels, cfg.data.load_size, cfg.data.crop_size,
-                                   cfg.data.flip, tc.seed, tc.epochs, strict=cfg.data.strict)
+        if cfg.train.val_every and cfg.data.mode == "single":
+            raise ConfigError("validation needs a val split; single-image training has none (set --val-every 0)")
+        dataset = training_dataset(cfg)
         # only now that the settings and data are known to be usable does the run folder appear
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, self.run_dir / "config.yaml")
@@ -189,8 +186,7 @@ class Trainer:
             ckpt_io.set_rng_state(state["rng"])
         self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
 
-        sampler = EpochBatchSampler(dataset.epoch_length, cfg.data.batch_size, self.epoch, self.batch)
-        per_epoch = sampler.batches_per_epoch
+        per_epoch = batches_per_epoch(cfg, dataset)
         total = per_epoch * (tc.epochs + tc.epochs_decay)
         stop_at = min(total, tc.iters) if tc.iters else total
         params = {k: count_params(getattr(self.model, k)) for k in ("G", "D", "F") if hasattr(self.model, k)}
@@ -199,11 +195,8 @@ class Trainer:
                        f"(raise --iters or --epochs to train further)", file=sys.stderr)
             return self._write_summary(params, [], stop_at, total)
 
-        # The loader gets its own generator: drawing its base seed from the global RNG would shift
-        # the model's random stream on every resume. Samples depend only on (seed, epoch, position).
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
-                            generator=torch.Generator().manual_seed(tc.seed), worker_init_fn=_ignore_sigint)
+        loader = training_loader(cfg, dataset, self.epoch, self.batch, pin_memory=self.device.type == "cuda")
+        self.single_images = (dataset.images, dataset.paths) if isinstance(dataset, SingleImageDataset) else None
         self.scorer = self._make_scorer()
         writer = self._tensorboard(purge_step=self.iteration)
         times: list[float] = []
@@ -330,10 +323,22 @@ class Trainer:
         writer.add_scalar("train/sec_per_iter", sec_per_iter, self.iteration)
 
     def save_sample(self) -> None:
+        """Triptych real_A | fake_B | real_B: the last batch, or in single-image training the whole
+        image A translated at full resolution (tiled if large) beside image B."""
+        path = self.run_dir / "samples" / f"iter_{self.iteration:07d}.png"
+        if self.single_images is not None:
+            images, _ = self.single_images
+            a = to_tensor(images["A"])[None]
+            G = self.model.generator
+            G.eval()
+            fake = translate_any(G, a.to(self.device))
+            G.train()
+            b = to_tensor(images["B"].resize(images["A"].size, Image.BICUBIC))[None]
+            save_image(triptych([a, fake, b]), path)
+            return
         vis = self.model.visuals()
         if vis:
-            image = triptych([vis["real_A"], vis["fake_B"], vis["real_B"]])
-            save_image(image, self.run_dir / "samples" / f"iter_{self.iteration:07d}.png")
+            save_image(triptych([vis["real_A"], vis["fake_B"], vis["real_B"]]), path)
 
     def _write_summary(self, params: dict[str, int], times: list[float], stop_at: int, total: int) -> dict[str, Any]:
         summary = {

@@ -158,10 +158,31 @@ class SingleImageDataset(Dataset):
             boxes.append((x0, y0, w, h))
         return torch.stack(out), boxes
 
-    def __getitem__(self, iteration: int) -> dict[str, torch.Tensor | str]:
-        rng = np.random.default_rng([self.seed, iteration, 2])
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | str]:
+        """One minibatch for an iteration number or an (epoch, batch) key (the Trainer's)."""
+        rng = np.random.default_rng([self.seed, *(key if isinstance(key, tuple) else (key,)), 2])
         return {"A": self.crops("A", rng)[0], "B": self.crops("B", rng)[0],
                 "A_path": str(self.paths["A"]), "B_path": str(self.paths["B"])}
+
+
+class EpochKeySampler(Sampler):
+    """(epoch, batch) keys from a start point onwards, forever: one per iteration, for datasets
+    that build whole minibatches themselves (:class:`SingleImageDataset`)."""
+
+    def __init__(self, batches_per_epoch: int, start_epoch: int = 0, start_batch: int = 0):
+        self.batches_per_epoch = batches_per_epoch
+        self.start = (start_epoch, start_batch)
+
+    def __iter__(self):
+        epoch, batch = self.start
+        while True:
+            yield epoch, batch
+            batch += 1
+            if batch == self.batches_per_epoch:
+                epoch, batch = epoch + 1, 0
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
 
 
 class EpochBatchSampler(Sampler):

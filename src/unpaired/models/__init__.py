@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import Config
 from .cut import CUT
 
-MODELS = {"cut": CUT, "cut-focal": CUT, "fastcut": CUT, "fastcut-focal": CUT}
+MODELS = {"cut": CUT, "cut-focal": CUT, "fastcut": CUT, "fastcut-focal": CUT, "sincut": CUT, "sincut-focal": CUT}
 
 
 def build_model(cfg: Config):

@@ -1,17 +1,22 @@
-"""CUT and FastCUT (Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation", 2020).
+"""CUT, FastCUT and SinCUT (Park et al., "Contrastive Learning for Unpaired Image-to-Image
+Translation", 2020).
 
-One class serves both: FastCUT is CUT without identity PatchNCE, with lambda_NCE 10 and
-flip-equivariance (see ``unpaired.config.PRESETS``). Focal PatchNCE is a loss setting.
+One class serves all three; they differ only in configuration (``unpaired.config.PRESETS``):
+FastCUT is CUT without identity PatchNCE, with lambda_NCE 10 and flip-equivariance; SinCUT uses the
+StyleGAN2-style networks, a nonsaturating GAN with R1 on real images, an identity L1 term,
+minibatch negatives, and a discriminator on tiles of the crops. Focal PatchNCE is a loss setting.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..amp import Precision
 from ..config import Config
 from ..losses import GANLoss, PatchNCELoss
 from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
+from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
 class CUT(nn.Module):
@@ -20,16 +25,30 @@ class CUT(nn.Module):
     GENERATOR_PREFIX = "G."  # where the A->B generator's weights sit in this module's state dict
 
     @staticmethod
-    def build_generator(cfg: Config) -> ResnetGenerator:
-        c = cfg.data.channels
-        return ResnetGenerator(c, c, cfg.model.ngf, cfg.model.n_blocks)
+    def build_generator(cfg: Config) -> nn.Module:
+        c, m = cfg.data.channels, cfg.model
+        if m.generator == "stylegan2":
+            return StyleGAN2Generator(c, c, m.ngf, m.n_blocks, m.g_downsampling, cfg.data.crop_size)
+        return ResnetGenerator(c, c, m.ngf, m.n_blocks)
+
+    @staticmethod
+    def build_discriminator(cfg: Config) -> nn.Module:
+        c, m = cfg.data.channels, cfg.model
+        if m.discriminator == "stylegan2":
+            return StyleGAN2Discriminator(c, m.ndf, m.d_tile_size or cfg.data.crop_size)
+        return PatchGANDiscriminator(c, m.ndf, m.n_layers_d)
 
     def __init__(self, cfg: Config):
         super().__init__()
         m, c = cfg.model, cfg.data.channels
         self.cfg = m
-        self.G = init_weights(self.build_generator(cfg), m.init_gain)
-        self.D = init_weights(PatchGANDiscriminator(c, m.ndf, m.n_layers_d), m.init_gain)
+        # the StyleGAN2 networks keep their own N(0, 1) init (equalized learning rate), as the reference
+        self.G = self.build_generator(cfg)
+        self.D = self.build_discriminator(cfg)
+        if m.generator == "resnet":
+            init_weights(self.G, m.init_gain)
+        if m.discriminator == "patchgan":
+            init_weights(self.D, m.init_gain)
         # F's heads are sized from G's feature shapes; channel counts do not depend on image size,
         # so a small probe gives them without waiting for the first batch (and resume can load F).
         with torch.no_grad():
@@ -46,6 +65,19 @@ class CUT(nn.Module):
     def make_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         return {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
                 for name in ("G", "D", "F")}
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D on the images, or on their d_tile_size tiles (the thesis's SinCUT: 128 px crops, 64 px tiles)."""
+        t = self.cfg.d_tile_size
+        if t and x.shape[-1] != t:
+            b, c, h, w = x.shape
+            x = x.reshape(b, c, h // t, t, w // t, t).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, t, t)
+        return self.D(x)
+
+    def r1_penalty(self, pred_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """lambda_R1 / 2 * E ||grad_x D(x)||^2 on real images (Mescheder et al. 2018), as the reference."""
+        grad, = torch.autograd.grad(pred_real.float().sum(), real, create_graph=True)
+        return grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean() * (0.5 * self.cfg.lambda_r1)
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,10 +121,15 @@ class CUT(nn.Module):
         # D step (before G, as the reference)
         self.D.requires_grad_(True)
         opt["D"].zero_grad(set_to_none=True)
+        real_b_d = real_b.detach().requires_grad_(True) if m.lambda_r1 > 0 else real_b
         with amp.autocast():
-            loss_d_fake = self.gan_loss(self.D(fake_b.detach()), False)
-            loss_d_real = self.gan_loss(self.D(real_b), True)
+            loss_d_fake = self.gan_loss(self.discriminate(fake_b.detach()), False)
+            pred_real = self.discriminate(real_b_d)
+            loss_d_real = self.gan_loss(pred_real, True)
             loss_d = 0.5 * (loss_d_fake + loss_d_real)
+            if m.lambda_r1 > 0:
+                loss_r1 = self.r1_penalty(pred_real, real_b_d)
+                loss_d = loss_d + loss_r1
         amp.backward(loss_d)
         amp.step(opt["D"])
 
@@ -101,13 +138,17 @@ class CUT(nn.Module):
         opt["G"].zero_grad(set_to_none=True)
         opt["F"].zero_grad(set_to_none=True)
         with amp.autocast():
-            loss_g_gan = self.gan_loss(self.D(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 else fake_b.new_zeros(())
+            loss_g_gan = self.gan_loss(self.discriminate(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 \
+                else fake_b.new_zeros(())
             loss_nce = self.nce([k[:n] for k in keys], fake_b, flipped)
             if m.nce_idt:
                 loss_nce_y = self.nce([k[n:] for k in keys], idt_b, flipped)
                 loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
             else:
                 loss_g = loss_g_gan + loss_nce
+            if m.lambda_identity > 0:  # SinCUT: G should leave target-domain images unchanged
+                loss_idt = F.l1_loss(idt_b.float(), real_b) * m.lambda_identity
+                loss_g = loss_g + loss_idt
         amp.backward(loss_g)
         amp.step(opt["G"])
         amp.step(opt["F"])
@@ -115,6 +156,10 @@ class CUT(nn.Module):
         out = {"D_real": loss_d_real, "D_fake": loss_d_fake, "G_GAN": loss_g_gan, "NCE": loss_nce, "G": loss_g}
         if m.nce_idt:
             out["NCE_Y"] = loss_nce_y
+        if m.lambda_r1 > 0:
+            out["D_R1"] = loss_r1
+        if m.lambda_identity > 0:
+            out["idt"] = loss_idt
         shown = torch.flip(fake_b, [3]) if flipped else fake_b
         self._last = {"real_A": real_a, "fake_B": shown.detach(), "real_B": real_b}
         return {k: v.detach() for k, v in out.items()}

@@ -1,0 +1,68 @@
+"""Datasets and loaders for training, built from the configuration."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import Config
+from .datasets import EpochBatchSampler, EpochKeySampler, SingleImageDataset, UnalignedDataset
+from .images import ImageError, list_images
+
+
+def single_image_paths(cfg: Config) -> tuple[Path, Path]:
+    """data.image_a/image_b, else the only image of root/trainA and root/trainB."""
+    d = cfg.data
+    paths = []
+    for side, given in (("A", d.image_a), ("B", d.image_b)):
+        if given:
+            paths.append(Path(given))
+            continue
+        if d.root is None:
+            raise ImageError(f"single-image training needs --image-{side.lower()} FILE, or --data DIR with "
+                             f"one image in DIR/train{side}")
+        found = list_images(Path(d.root) / f"train{side}") if (Path(d.root) / f"train{side}").is_dir() else []
+        if len(found) != 1:
+            raise ImageError(f"single-image training needs exactly one image in {Path(d.root) / f'train{side}'} "
+                             f"(found {len(found)}); or name it with --image-{side.lower()} FILE")
+        paths.append(found[0])
+    return paths[0], paths[1]
+
+
+def training_dataset(cfg: Config):
+    d, tc = cfg.data, cfg.train
+    if d.mode == "single":
+        a, b = single_image_paths(cfg)
+        return SingleImageDataset(a, b, d.channels, d.crop_size, d.batch_size, d.zoom_max, d.flip, tc.seed)
+    if d.root is None:
+        raise ImageError("--data DIR is required: a folder with trainA/ and trainB/ image folders")
+    return UnalignedDataset(d.root, d.channels, d.load_size, d.crop_size, d.flip, tc.seed, tc.epochs, strict=d.strict)
+
+
+def batches_per_epoch(cfg: Config, dataset) -> int:
+    if isinstance(dataset, SingleImageDataset):
+        return -(-cfg.data.epoch_length // cfg.data.batch_size)
+    return -(-dataset.epoch_length // cfg.data.batch_size)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group; loader workers must survive it so that the main
+    # process can finish its iteration and save (see train.graceful_interrupt).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def training_loader(cfg: Config, dataset, start_epoch: int, start_batch: int, pin_memory: bool) -> DataLoader:
+    """An endless loader from (start_epoch, start_batch): batches are a pure function of the seed
+    and their position, so a resumed run sees exactly the batches an uninterrupted one would."""
+    workers = cfg.data.num_workers
+    common = dict(num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0,
+                  # its own generator: drawing a base seed from the global RNG would shift the
+                  # model's random stream on every resume
+                  generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=_ignore_sigint)
+    if isinstance(dataset, SingleImageDataset):
+        sampler = EpochKeySampler(batches_per_epoch(cfg, dataset), start_epoch, start_batch)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, **common)
+    sampler = EpochBatchSampler(dataset.epoch_length, cfg.data.batch_size, start_epoch, start_batch)
+    return DataLoader(dataset, batch_sampler=sampler, **common)
