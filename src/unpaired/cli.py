@@ -54,12 +54,12 @@ def build_config(args: argparse.Namespace) -> Config:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     if args.dry_run:
-        from .models import build_model
-        from .train import count_params, select_device
+        from .models import build_model, param_counts
+        from .train import select_device
 
         model = build_model(cfg)
         info = {"config": cfg.to_dict(),
-                "params": {k: count_params(getattr(model, k)) for k in ("G", "D", "F")},
+                "params": param_counts(model),
                 "device": str(select_device(cfg.train.device))}
         if args.json:
             print(json.dumps(info, indent=2))

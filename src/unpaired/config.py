@@ -42,6 +42,9 @@ class ModelConfig:
     d_tile_size: int = 0              # cut crops into tiles of this size before D (0 = whole crop)
     lambda_r1: float = 0.0            # R1 penalty on real images (SinCUT 1)
     lambda_identity: float = 0.0      # L1 between G(B) and B (SinCUT 1)
+    lambda_cycle: float = 10.0        # CycleGAN: cycle-consistency L1 weight (both directions)
+    cycle_identity: float = 0.5       # CycleGAN: identity L1 weight, as a fraction of lambda_cycle
+    pool_size: int = 50               # CycleGAN: history of fakes shown to the discriminators
 
 
 @dataclass
@@ -119,6 +122,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fastcut": {"model": dict(_FASTCUT), "train": dict(_FASTCUT_TRAIN)},
     "fastcut-focal": {"model": {**_FASTCUT, **_FOCAL}, "train": dict(_FASTCUT_TRAIN)},
     "sincut": _SINCUT,
+    # CycleGAN paper schedule: 100 epochs at constant LR, 100 of linear decay
+    "cyclegan": {"train": {"epochs": 100, "epochs_decay": 100}},
     "sincut-focal": {**_SINCUT, "model": {**_SINCUT["model"], **_FOCAL}},
 }
 

@@ -35,7 +35,7 @@ from .data import SingleImageDataset
 from .data.images import save_image, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .metrics.profile import peak_memory_bytes
-from .models import build_model
+from .models import build_model, param_counts
 from .translate import translate_any
 
 
@@ -53,10 +53,6 @@ def select_device(name: str) -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"device {name!r} was asked for but MPS is not available; use --device cpu or auto")
     return dev
-
-
-def count_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def seed_everything(seed: int) -> None:
@@ -189,7 +185,7 @@ class Trainer:
         per_epoch = batches_per_epoch(cfg, dataset)
         total = per_epoch * (tc.epochs + tc.epochs_decay)
         stop_at = min(total, tc.iters) if tc.iters else total
-        params = {k: count_params(getattr(self.model, k)) for k in ("G", "D", "F") if hasattr(self.model, k)}
+        params = param_counts(self.model)
         if self.iteration >= stop_at:
             tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {stop_at}; nothing to do "
                        f"(raise --iters or --epochs to train further)", file=sys.stderr)

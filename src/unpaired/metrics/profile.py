@@ -26,7 +26,7 @@ def _sync(device: torch.device) -> None:
 
 def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup: int = 3) -> dict[str, Any]:
     """Median seconds per training iteration after ``warmup`` iterations, peak memory, parameters."""
-    from ..models import build_model
+    from ..models import build_model, param_counts
 
     resolve(cfg)
     torch.manual_seed(cfg.train.seed)
@@ -55,6 +55,5 @@ def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup:
         "sec_per_iter": statistics.median(times), "sec_per_iter_min": min(times), "iters": iters, "warmup": warmup,
         "peak_memory_bytes": peak_memory_bytes(device),
         "memory_kind": "cuda max allocated" if device.type == "cuda" else "process peak RSS",
-        "params": {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("G", "D", "F")
-                   if hasattr(model, k)},
+        "params": param_counts(model),
     }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ..config import Config
 from .cut import CUT
+from .cyclegan import CycleGAN
 
-MODELS = {"cut": CUT, "cut-focal": CUT, "fastcut": CUT, "fastcut-focal": CUT, "sincut": CUT, "sincut-focal": CUT}
+MODELS = {"cut": CUT, "cut-focal": CUT, "fastcut": CUT, "fastcut-focal": CUT, "sincut": CUT, "sincut-focal": CUT,
+          "cyclegan": CycleGAN}
 
 
 def build_model(cfg: Config):
@@ -17,4 +19,11 @@ def build_model(cfg: Config):
     return cls(cfg)
 
 
-__all__ = ["CUT", "MODELS", "build_model"]
+def param_counts(model) -> dict[str, int]:
+    """Parameters per network (top-level submodules that have any): G, D, F for CUT; G_A, G_B, D_A, D_B
+    for CycleGAN."""
+    counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    return {k: v for k, v in counts.items() if v}
+
+
+__all__ = ["CUT", "CycleGAN", "MODELS", "build_model", "param_counts"]
