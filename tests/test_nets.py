@@ -103,3 +103,30 @@ def test_forward_features_equal_separate_encoding():
     for i in range(2):
         for f, g in zip(feats, G.encode(x[i:i + 1], [0, 4, 8, 12, 16])):
             torch.testing.assert_close(f[i:i + 1], g, rtol=1e-4, atol=1e-4)  # float rounding only
+
+
+def test_patchnce_gradient_is_per_image():
+    """The generator's PatchNCE gradient for image 0 must not depend on what else is in the batch.
+
+    Regression test: sampling patches from a (B, H*W, C) permutation of the feature map (the
+    reference's way) sends non-contiguous gradients into InstanceNorm's backward, which torch 2.13
+    computes wrongly on the CPU for a batch of 1: batch-1 training then got wrong gradients."""
+    from unpaired.config import resolve
+
+    cfg = preset("cut")
+    cfg.model.ngf, cfg.model.n_blocks, cfg.model.projector_dim, cfg.data.crop_size = 8, 2, 32, 32
+    cfg.model.nce_layers = [0, 4, 8, 12]
+    model = build_model(resolve(cfg)).double()
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    k = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+
+    def grad(xs, ks):
+        xs = xs.clone().requires_grad_(True)
+        with torch.no_grad():
+            keys = model.G.encode(ks, cfg.model.nce_layers)
+        torch.manual_seed(5)  # same patch locations in both calls
+        g, = torch.autograd.grad(model.nce(keys, xs, False), xs)
+        return g
+
+    both, first = grad(x, k), grad(x[:1], k[:1])
+    torch.testing.assert_close(2 * both[:1], first, rtol=1e-9, atol=1e-12)

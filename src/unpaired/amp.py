@@ -26,6 +26,7 @@ class Precision:
         self.dtype = DTYPES[mode]
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none
         self.scaler = torch.amp.GradScaler(device.type) if mode == "fp16" and device.type == "cuda" else None
+        self.grad_sync = None  # set by the Trainer under torchrun: a function of a list of parameters
 
     def autocast(self):
         if self.mode == "fp32":
@@ -36,6 +37,8 @@ class Precision:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.grad_sync is not None:  # data-parallel training: average gradients across processes
+            self.grad_sync([p for g in optimizer.param_groups for p in g["params"]])
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:

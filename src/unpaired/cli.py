@@ -72,6 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import Trainer
 
     summary = Trainer(cfg, args.out, show_progress=not args.quiet).run()
+    if "checkpoint" not in summary:  # a torchrun process other than rank 0: rank 0 reports
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -217,6 +219,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         files = write_report(args.run_dirs, args.out, args.gallery_limit)
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
+    print(Path(files["markdown"]).read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiment import run_experiment
+
+    files = run_experiment(args.config, args.data, args.out, args.scale, args.only, args.device,
+                           show_progress=not args.quiet)
     print(Path(files["markdown"]).read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
@@ -381,6 +393,19 @@ def make_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--gallery-limit", type=int, default=24, help="triptychs per run in the gallery (default 24)")
     rp.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser("experiment", help="train, evaluate and tabulate every row of an experiment file",
+                        description="Train every row of CONFIG (resuming interrupted rows, skipping finished ones), "
+                                    "score each on the test split with its best-by-validation checkpoint, and write "
+                                    "OUT/report (table, plots, gallery). See configs/thesis_table51.yaml.")
+    ex.add_argument("config", metavar="CONFIG", help="experiment YAML with rows: and scales:")
+    ex.add_argument("--data", required=True, metavar="DIR", help="dataset with train/val/test splits (unpaired data split)")
+    ex.add_argument("--out", required=True, metavar="DIR", help="one run folder per row, and report/")
+    ex.add_argument("--scale", default="full", help="a scale defined in CONFIG (thesis_table51: full, small)")
+    ex.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
+    ex.add_argument("--device", default="auto")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=cmd_experiment)
 
     d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
                        description="A few-minute CPU demo on images shipped with scikit-image "

@@ -72,6 +72,7 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    adam_eps: float = 1e-8            # Adam's epsilon (PyTorch's default, as the reference)
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"           # fp32 | bf16 | fp16

@@ -162,12 +162,14 @@ def triptych_images(run: dict[str, Any], limit: int) -> list[tuple[str, Any]]:
     return out
 
 
-def gallery_html(runs: list[dict[str, Any]], plots: list[Path], table_md: str, limit: int) -> str:
+def gallery_html(runs: list[dict[str, Any]], plots: list[Path], table_md: str, limit: int, note: str = "") -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>unpaired report</title><style>"
              "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
              ".grid{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0}figcaption{font-size:11px;color:#555}"
              "img.t{height:128px;image-rendering:pixelated}</style></head><body><h1>unpaired report</h1>"]
+    if note:
+        parts.append(f"<p>{html.escape(note)}</p>")
     rows = [line.strip("|").split("|") for line in table_md.strip().splitlines()]
     parts.append("<table>" + "".join(
         "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>" for c in row) + "</tr>"
@@ -190,24 +192,34 @@ def gallery_html(runs: list[dict[str, Any]], plots: list[Path], table_md: str, l
     return "\n".join(parts)
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path, gallery_limit: int = 24) -> dict[str, Path]:
-    """Write results.md, results.csv, losses.png, fid.png and gallery.html into ``out``."""
+def write_report(run_dirs: list[str | Path], out: str | Path, gallery_limit: int = 24, note: str = "",
+                 reference: dict[str, dict] | None = None) -> dict[str, Path]:
+    """Write results.md, results.csv, losses.png, fid.png and gallery.html into ``out``.
+
+    ``note`` heads the Markdown (e.g. which scale produced the table); ``reference`` maps run names to
+    published figures ({"fid", "sec_per_iter", "memory_GiB"}) shown as a second table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d) for d in run_dirs]
     rows = table_rows(runs)
     md = markdown_table(rows)
     devices = sorted({r["device"] for r in rows if r["device"]})
-    note = ("\nFID/KID: the run's test-split translations against the real test B images "
+    footnote = ("\nFID/KID: the run's test-split translations against the real test B images "
             "(`unpaired evaluate run`), pytorch-fid protocol; KID mean ± std over subsets. "
             "sec/iter: median of logged intervals; memory: " + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices)
                                                                else "process peak RSS") + f"; device: {', '.join(devices) or '-'}.\n")
-    (out / "results.md").write_text(md + note)
+    ref = ""
+    if reference:
+        ref = "\nPublished figures for the same rows (thesis, maps 256x256, Tesla P100):\n\n" \
+              "| run | FID | sec/iter | GPU memory GiB |\n|---|---|---|---|\n" + "".join(
+                  f"| {name} | {v.get('fid', '-')} | {v.get('sec_per_iter', '-')} | {v.get('memory_GiB', '-')} |\n"
+                  for name, v in reference.items() if name in {r['name'] for r in runs})
+    (out / "results.md").write_text((note + "\n\n" if note else "") + md + footnote + ref)
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run"])
         w.writeheader()
         w.writerows(rows)
     plots = plot_curves(runs, out)
-    (out / "gallery.html").write_text(gallery_html(runs, plots, md, gallery_limit))
+    (out / "gallery.html").write_text(gallery_html(runs, plots, md, gallery_limit, note))
     return {"markdown": out / "results.md", "csv": out / "results.csv", "gallery": out / "gallery.html",
             **{p.stem: p for p in plots}}

@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
+from . import distributed
 from .amp import Precision
 from .config import RUNTIME_FIELDS, Config, ConfigError, diff, save_yaml
 from .data import SingleImageDataset
@@ -147,21 +148,27 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train
         state = self._check_resume()
-        self.device = select_device(tc.device)
+        self.dist, device_name = distributed.setup(tc.device)
+        main = self.dist.is_main
+        self.device = select_device(device_name)
         if self.device.type == "cuda":
             # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
             torch.backends.cudnn.benchmark = True
         self.amp = Precision(tc.precision, self.device)
         if cfg.train.val_every and cfg.data.mode == "single":
             raise ConfigError("validation needs a val split; single-image training has none (set --val-every 0)")
-        dataset = training_dataset(cfg)
+        dataset = training_dataset(cfg, self.dist.rank)
         # only now that the settings and data are known to be usable does the run folder appear
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, self.run_dir / "config.yaml")
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, self.run_dir / "config.yaml")
 
         seed_everything(tc.seed)
         self.model = build_model(cfg).to(self.device)
-        self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2))
+        if self.dist.enabled:
+            distributed.broadcast_module(self.model)
+            self.amp.grad_sync = distributed.average_gradients
+        self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2), tc.adam_eps)
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
                            for k, o in self.optimizers.items()}
         self.epoch = self.batch = self.iteration = 0
@@ -180,34 +187,40 @@ class Trainer:
             self.skipped, self.small = dict(state.get("data_problems", {}).get("skipped", {})), []
             self.validation = state.get("validation", self.validation)
             ckpt_io.set_rng_state(state["rng"])
-        self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
+        if main:
+            self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
 
-        per_epoch = batches_per_epoch(cfg, dataset)
+        per_epoch = batches_per_epoch(cfg, dataset, self.dist.world)
         total = per_epoch * (tc.epochs + tc.epochs_decay)
         stop_at = min(total, tc.iters) if tc.iters else total
         params = param_counts(self.model)
         if self.iteration >= stop_at:
+            if not main:
+                return {"rank": self.dist.rank, "iteration": self.iteration}
             tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {stop_at}; nothing to do "
                        f"(raise --iters or --epochs to train further)", file=sys.stderr)
             return self._write_summary(params, [], stop_at, total)
 
-        loader = training_loader(cfg, dataset, self.epoch, self.batch, pin_memory=self.device.type == "cuda")
+        loader = training_loader(cfg, dataset, self.epoch, self.batch, self.device.type == "cuda",
+                                 self.dist.rank, self.dist.world)
         self.single_images = (dataset.images, dataset.paths) if isinstance(dataset, SingleImageDataset) else None
-        self.scorer = self._make_scorer()
-        writer = self._tensorboard(purge_step=self.iteration)
+        # rank 0 alone validates, logs, samples and saves; the others only train
+        self.scorer = self._make_scorer() if main else None
+        writer = self._tensorboard(purge_step=self.iteration) if main else None
         times: list[float] = []
         sums: dict[str, torch.Tensor] = {}
         n_sum = 0
         self.model.train()
         bar = tqdm(total=stop_at, initial=self.iteration, desc=f"{cfg.model.name}", unit="it",
-                   disable=not self.show_progress, dynamic_ncols=True)
+                   disable=not (self.show_progress and main), dynamic_ncols=True)
         batches = iter(loader)
         t_last = time.perf_counter()
         try:
             with graceful_interrupt() as interrupt:
-                while self.iteration < stop_at and not interrupt["stop"]:
+                while self.iteration < stop_at and not distributed.any_across(interrupt["stop"]):
                     raw = next(batches)
-                    self._note_data_problems(raw)
+                    if main:
+                        self._note_data_problems(raw)
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if torch.is_tensor(v)}
                     losses = self.model.train_step(batch, self.optimizers, self.amp)
                     self.amp.update()
@@ -224,17 +237,19 @@ class Trainer:
                     bar.update(1)
                     if self.iteration % tc.log_every == 0 or self.iteration == stop_at:
                         now = time.perf_counter()
-                        means = {k: float(v) / n_sum for k, v in sums.items()}  # float() syncs the device
+                        # float() syncs the device; under torchrun the log shows the mean over processes
+                        means = distributed.mean_across({k: float(v) / n_sum for k, v in sums.items()})
                         sec = (now - t_last) / n_sum
                         times.append(sec)
-                        self._log(writer, means, sec)
+                        if main:
+                            self._log(writer, means, sec)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                         sums, n_sum, t_last = {}, 0, time.perf_counter()
-                    if tc.sample_every and self.iteration % tc.sample_every == 0:
+                    if main and tc.sample_every and self.iteration % tc.sample_every == 0:
                         self.save_sample()
                     if self.scorer is not None and self._validation_due(epoch_ended):
                         self.validate(writer)
-                    if tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < stop_at:
+                    if main and tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < stop_at:
                         self.save()
             last = self.validation["final"]
             if self.scorer is not None and (last is None or last["iteration"] != self.iteration):
@@ -243,10 +258,16 @@ class Trainer:
             bar.close()
             if writer is not None:
                 writer.close()
+        if not main:
+            distributed.barrier()  # wait for rank 0's final checkpoint
+            return {"rank": self.dist.rank, "iteration": self.iteration}
         self.save()
         if tc.sample_every:
             self.save_sample()
-        return self._write_summary(params, times, stop_at, total)
+        summary = self._write_summary(params, times, stop_at, total)
+        if self.dist.enabled:
+            distributed.barrier()
+        return summary
 
     # ------------------------------------------------------------ validation
     def _make_scorer(self):
@@ -345,6 +366,7 @@ class Trainer:
             "finished": self.iteration >= total,
             "params": params,
             "device": str(self.device),
+            "processes": self.dist.world,
             "precision": self.cfg.train.precision,
             # median over logged intervals; the first interval includes warm-up
             "sec_per_iter": statistics.median(times[1:] or times) if times else None,

@@ -124,7 +124,7 @@ class SingleImageDataset(Dataset):
     """
 
     def __init__(self, path_a: str | Path, path_b: str | Path, channels: int = 3, crop_size: int = 128,
-                 batch_size: int = 16, scale_max: float = 3.0, flip: bool = True, seed: int = 0):
+                 batch_size: int = 16, scale_max: float = 3.0, flip: bool = True, seed: int = 0, rank: int = 0):
         if scale_max < 1:
             raise ValueError(f"scale_max must be >= 1, got {scale_max}")
         self.images = {"A": load_image(path_a, channels), "B": load_image(path_b, channels)}
@@ -135,6 +135,7 @@ class SingleImageDataset(Dataset):
                               f"crop and will be upscaled", stacklevel=2)
         self.crop_size, self.batch_size = crop_size, batch_size
         self.scale_max, self.flip, self.seed = scale_max, flip, seed
+        self.rank = rank  # under torchrun each process draws its own crops
 
     def __len__(self) -> int:  # iterations are the unit; any index is valid
         return 2 ** 62
@@ -160,7 +161,8 @@ class SingleImageDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | str]:
         """One minibatch for an iteration number or an (epoch, batch) key (the Trainer's)."""
-        rng = np.random.default_rng([self.seed, *(key if isinstance(key, tuple) else (key,)), 2])
+        key = key if isinstance(key, tuple) else (key,)
+        rng = np.random.default_rng([self.seed, *key, 2] + ([self.rank] if self.rank else []))
         return {"A": self.crops("A", rng)[0], "B": self.crops("B", rng)[0],
                 "A_path": str(self.paths["A"]), "B_path": str(self.paths["B"])}
 
@@ -188,12 +190,17 @@ class EpochKeySampler(Sampler):
 class EpochBatchSampler(Sampler):
     """Batches of (epoch, position) keys from a start point onwards, epoch after epoch, forever.
 
-    The last batch of an epoch may be smaller (as with the reference's drop_last=False).
+    The last batch of an epoch may be smaller (as with the reference's drop_last=False). With
+    ``world`` processes, ``batch_size`` is per process: global batch b of the sequence is the same
+    whatever the number of processes, and process r takes its r-th slice.
     """
 
-    def __init__(self, epoch_length: int, batch_size: int, start_epoch: int = 0, start_batch: int = 0):
+    def __init__(self, epoch_length: int, batch_size: int, start_epoch: int = 0, start_batch: int = 0,
+                 rank: int = 0, world: int = 1):
         self.epoch_length = epoch_length
-        self.batch_size = batch_size
+        self.batch_size = batch_size * world  # the global batch; each process takes its own slice
+        self.local = batch_size
+        self.rank, self.world = rank, world
         self.start = (start_epoch, start_batch)
 
     @property
@@ -204,7 +211,11 @@ class EpochBatchSampler(Sampler):
         epoch, batch = self.start
         while True:
             lo = batch * self.batch_size
-            yield [(epoch, p) for p in range(lo, min(lo + self.batch_size, self.epoch_length))]
+            if self.world == 1:
+                yield [(epoch, p) for p in range(lo, min(lo + self.batch_size, self.epoch_length))]
+            else:  # a short last batch wraps to the epoch's start, so no process gets an empty slice
+                mine = range(lo + self.rank * self.local, lo + (self.rank + 1) * self.local)
+                yield [(epoch, p % self.epoch_length) for p in mine]
             batch += 1
             if batch == self.batches_per_epoch:
                 epoch, batch = epoch + 1, 0

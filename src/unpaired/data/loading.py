@@ -31,20 +31,20 @@ def single_image_paths(cfg: Config) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def training_dataset(cfg: Config):
+def training_dataset(cfg: Config, rank: int = 0):
     d, tc = cfg.data, cfg.train
     if d.mode == "single":
         a, b = single_image_paths(cfg)
-        return SingleImageDataset(a, b, d.channels, d.crop_size, d.batch_size, d.zoom_max, d.flip, tc.seed)
+        return SingleImageDataset(a, b, d.channels, d.crop_size, d.batch_size, d.zoom_max, d.flip, tc.seed, rank)
     if d.root is None:
         raise ImageError("--data DIR is required: a folder with trainA/ and trainB/ image folders")
     return UnalignedDataset(d.root, d.channels, d.load_size, d.crop_size, d.flip, tc.seed, tc.epochs, strict=d.strict)
 
 
-def batches_per_epoch(cfg: Config, dataset) -> int:
-    if isinstance(dataset, SingleImageDataset):
-        return -(-cfg.data.epoch_length // cfg.data.batch_size)
-    return -(-dataset.epoch_length // cfg.data.batch_size)
+def batches_per_epoch(cfg: Config, dataset, world: int = 1) -> int:
+    """Iterations per epoch; ``data.batch_size`` is per process, the global batch is world times it."""
+    n = cfg.data.epoch_length if isinstance(dataset, SingleImageDataset) else dataset.epoch_length
+    return -(-n // (cfg.data.batch_size * world))
 
 
 def _ignore_sigint(worker_id: int) -> None:
@@ -53,7 +53,8 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def training_loader(cfg: Config, dataset, start_epoch: int, start_batch: int, pin_memory: bool) -> DataLoader:
+def training_loader(cfg: Config, dataset, start_epoch: int, start_batch: int, pin_memory: bool,
+                    rank: int = 0, world: int = 1) -> DataLoader:
     """An endless loader from (start_epoch, start_batch): batches are a pure function of the seed
     and their position, so a resumed run sees exactly the batches an uninterrupted one would."""
     workers = cfg.data.num_workers
@@ -62,7 +63,7 @@ def training_loader(cfg: Config, dataset, start_epoch: int, start_batch: int, pi
                   # model's random stream on every resume
                   generator=torch.Generator().manual_seed(cfg.train.seed), worker_init_fn=_ignore_sigint)
     if isinstance(dataset, SingleImageDataset):
-        sampler = EpochKeySampler(batches_per_epoch(cfg, dataset), start_epoch, start_batch)
+        sampler = EpochKeySampler(batches_per_epoch(cfg, dataset, world), start_epoch, start_batch)
         return DataLoader(dataset, sampler=sampler, batch_size=None, **common)
-    sampler = EpochBatchSampler(dataset.epoch_length, cfg.data.batch_size, start_epoch, start_batch)
+    sampler = EpochBatchSampler(dataset.epoch_length, cfg.data.batch_size, start_epoch, start_batch, rank, world)
     return DataLoader(dataset, batch_sampler=sampler, **common)

@@ -31,7 +31,7 @@ def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup:
     resolve(cfg)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg).to(device)
-    optimizers = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2))
+    optimizers = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2), cfg.train.adam_eps)
     amp = Precision(cfg.train.precision, device)
     shape = (cfg.data.batch_size, cfg.data.channels, cfg.data.crop_size, cfg.data.crop_size)
     batch = {k: torch.rand(shape, device=device) * 2 - 1 for k in ("A", "B")}

@@ -62,8 +62,8 @@ class CUT(nn.Module):
         """The A->B generator (validation and translation use it)."""
         return self.G
 
-    def make_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        return {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
+    def make_optimizers(self, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
+        return {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=betas, eps=eps)
                 for name in ("G", "D", "F")}
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:

@@ -81,9 +81,9 @@ class CycleGAN(nn.Module):
     def generator(self) -> nn.Module:
         return self.G_A
 
-    def make_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        return {"G": torch.optim.Adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), lr=lr, betas=betas),
-                "D": torch.optim.Adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=lr, betas=betas)}
+    def make_optimizers(self, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
+        return {"G": torch.optim.Adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), lr=lr, betas=betas, eps=eps),
+                "D": torch.optim.Adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=lr, betas=betas, eps=eps)}
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor) -> torch.Tensor:

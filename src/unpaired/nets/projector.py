@@ -34,12 +34,15 @@ class PatchSampleMLP(nn.Module):
         out, ids = [], []
         for i, feat in enumerate(feats):
             b, c, h, w = feat.shape
-            flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c)
             if patch_ids is None:
                 idx = torch.randperm(h * w)[: min(num_patches, h * w)].to(feat.device)
             else:
                 idx = patch_ids[i]
-            x = getattr(self, f"mlp_{i}")(flat[:, idx, :])
+            # Gather along the flattened spatial axis of the (B, C, H*W) view, then transpose the
+            # small result. The reference permutes the whole map to (B, H*W, C) first, which sends a
+            # non-contiguous gradient into the generator; on the CPU (torch 2.13) InstanceNorm's
+            # backward gets such gradients wrong for a batch of 1 (tests/test_nets.py shows it).
+            x = getattr(self, f"mlp_{i}")(feat.flatten(2)[:, :, idx].transpose(1, 2))
             out.append(x / (x.norm(dim=-1, keepdim=True) + 1e-7))  # the reference's L2 norm
             ids.append(idx)
         return out, ids
