@@ -93,8 +93,12 @@ def graceful_interrupt():
 class Trainer:
     """Train ``cfg`` into ``run_dir``, resuming from its latest checkpoint if there is one."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path, show_progress: bool = True):
+    def __init__(self, cfg: Config, run_dir: str | Path, show_progress: bool = True, on_validation=None):
+        """``on_validation(entry) -> bool`` is called after each validation (e.g. by a sweep, to report
+        it); returning True stops training there, with a checkpoint (a pruned trial)."""
         self.cfg = cfg
+        self.on_validation = on_validation
+        self.stopped_by_callback = False
         self.run_dir = Path(run_dir)
         self.show_progress = show_progress
         self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
@@ -217,7 +221,7 @@ class Trainer:
         t_last = time.perf_counter()
         try:
             with graceful_interrupt() as interrupt:
-                while self.iteration < stop_at and not distributed.any_across(interrupt["stop"]):
+                while self.iteration < stop_at and not distributed.any_across(interrupt["stop"] or self.stopped_by_callback):
                     raw = next(batches)
                     if main:
                         self._note_data_problems(raw)
@@ -252,7 +256,8 @@ class Trainer:
                     if main and tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < stop_at:
                         self.save()
             last = self.validation["final"]
-            if self.scorer is not None and (last is None or last["iteration"] != self.iteration):
+            if self.scorer is not None and not self.stopped_by_callback and (
+                    last is None or last["iteration"] != self.iteration):
                 self.validate(writer)  # the final value, whatever the interval
         finally:
             bar.close()
@@ -303,6 +308,8 @@ class Trainer:
                                 self.run_dir / "checkpoints" / "best.pt")
         tqdm.write(f"validation at iteration {self.iteration}: FID {result['fid']:.2f}, KID {result['kid']:.4f}"
                    + (" (best so far)" if self.validation["best"] is entry else ""), file=sys.stderr)
+        if self.on_validation is not None and self.on_validation(entry):
+            self.stopped_by_callback = True
         return entry
 
     def _note_data_problems(self, raw: dict[str, Any]) -> None:
@@ -367,6 +374,7 @@ class Trainer:
             "params": params,
             "device": str(self.device),
             "processes": self.dist.world,
+            "stopped_by_callback": self.stopped_by_callback,
             "precision": self.cfg.train.precision,
             # median over logged intervals; the first interval includes warm-up
             "sec_per_iter": statistics.median(times[1:] or times) if times else None,

@@ -1,0 +1,48 @@
+"""A 4-trial grid sweep on tiny settings: trials complete or are pruned, a killed worker's trial is
+retried after a restart against the same storage, and the best trial gets a test score."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_evaluation import split_dir  # noqa: F401  (fixture)
+from test_metrics import needs_inception
+
+pytest.importorskip("optuna")
+
+
+@needs_inception
+def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "unpaired", "sweep", "--model", "cut-focal", "--data", str(split_dir),
+           "--out", str(out), "--param", "focal_gamma=0,2", "--param", "focal_alpha=0.5,1.0",
+           "--heartbeat", "1", "--quiet",
+           "--set", "data.crop_size=32", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=2",
+           "--set", "model.nce_layers=[0,4,8,12]", "--set", "model.projector_dim=32", "--set", "data.num_workers=0",
+           "--set", "train.epochs=2", "--set", "train.epochs_decay=1", "--set", "train.save_every=2"]
+    env = {**os.environ, "UNPAIRED_CACHE": str(tmp_path / "cache")}
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    deadline = time.time() + 240
+    # kill the worker in the middle of a trial, once that trial has written a checkpoint
+    while not list((out / "trials").glob("*/checkpoints/latest.pt")) if (out / "trials").exists() else True:
+        assert first.poll() is None and time.time() < deadline, first.communicate()[1][-2000:]
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    time.sleep(2.5)  # past the heartbeat grace period: the trial is stale
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = json.loads((out / "sweep.json").read_text())
+    states = [t["state"] for t in result["trials"]]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 4 and states.count("FAIL") >= 1
+    done = {tuple(sorted(t["params"].items())) for t in result["trials"] if t["state"] in ("COMPLETE", "PRUNED")}
+    assert len(done) == 4  # every grid point, the killed one retried
+    best = result["best"]
+    complete = [t for t in result["trials"] if t["state"] == "COMPLETE"]
+    assert best["val_fid"] == min(t["value"] for t in complete) and best["test_fid"] > 0
+    md = (out / "sweep.md").read_text()
+    assert "Best: trial" in md and md.count("| COMPLETE |") + md.count("| PRUNED |") == 4
