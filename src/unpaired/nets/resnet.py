@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from .blurpool import Downsample, Upsample
+from .taps import run_with_taps
 
 
 def _norm(channels: int) -> nn.Module:
@@ -55,21 +56,8 @@ class ResnetGenerator(nn.Module):
 
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """Outputs of the listed layer indices, running the network only as far as the last one."""
-        return self._run(x, layers, stop_early=True)[1]
+        return run_with_taps(self.model, x, layers, stop_early=True)[1]
 
     def forward_with_features(self, x: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The output and the listed layers' outputs, in one pass."""
-        return self._run(x, layers, stop_early=False)
-
-    def _run(self, x: torch.Tensor, layers: list[int], stop_early: bool):
-        wanted, last = set(layers), max(layers)
-        if last >= len(self.model):
-            raise ValueError(f"NCE layer {last} does not exist: the generator has {len(self.model)} layers")
-        feats = []
-        for idx, layer in enumerate(self.model):
-            x = layer(x)
-            if idx in wanted:
-                feats.append(x)
-            if stop_early and idx == last:
-                break
-        return x, feats
+        return run_with_taps(self.model, x, layers, stop_early=False)

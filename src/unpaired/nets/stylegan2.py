@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .taps import run_with_taps
+
 
 def blur_kernel(k=(1, 3, 3, 1)) -> torch.Tensor:
     a = torch.tensor(k, dtype=torch.float32)
@@ -200,24 +202,11 @@ class StyleGAN2Generator(nn.Module):
 
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """Outputs of the listed encoder layers (reference NCE indices: 0 = the input itself)."""
-        return self._encode(x, layers, stop_early=True)[1]
+        return run_with_taps(self.encoder, x, layers, stop_early=True)[1]
 
     def forward_with_features(self, x: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feat, feats = self._encode(x, layers, stop_early=False)
+        feat, feats = run_with_taps(self.encoder, x, layers, stop_early=False)
         return self.decoder(feat), feats
-
-    def _encode(self, x, layers, stop_early):
-        wanted, last = set(layers), max(layers)
-        if last >= len(self.encoder):
-            raise ValueError(f"NCE layer {last} does not exist: the encoder has {len(self.encoder)} layers")
-        feats = []
-        for idx, layer in enumerate(self.encoder):
-            x = layer(x)
-            if idx in wanted:
-                feats.append(x)
-            if stop_early and idx == last:
-                break
-        return x, feats
 
     def set_noise_origin(self, origin: tuple[int, int]) -> None:
         """Where the output tile being computed sits in the whole image (eval-mode noise)."""
