@@ -41,7 +41,6 @@ def test_tiled_equals_untiled_for_sincut_generator():
 def test_translate_cli_forces_tiles(tmp_path):
     from unpaired.config import preset, resolve
     from unpaired.models import build_model
-    from unpaired.train import Trainer  # noqa: F401  (the checkpoint format is the Trainer's)
     from unpaired import checkpoint as ckpt_io
 
     cfg = resolve(preset("sincut"))

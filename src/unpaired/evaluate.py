@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .data.images import ImageError, load_image, save_image, to_image, to_tensor
 from .metrics.fid import cached_folder_features, folder_features, list_image_files, score
 from .metrics.inception import features, load_inception
-from .translate import translate_tensor
+from .translate import eval_mode, translate_tensor
 
 
 def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, device: str = "cpu", size: int | None = None,
@@ -54,19 +54,16 @@ class SplitScorer:
 
     @torch.no_grad()
     def translate(self, G: torch.nn.Module) -> list[torch.Tensor]:
-        was_training = G.training
-        G.eval()
-        out = [translate_tensor(G, x[None].to(self.device))[0].cpu()
-               for x in tqdm(self.inputs, desc="translate", unit="img", disable=not self.show_progress)]
-        G.train(was_training)
-        return out
+        with eval_mode(G):
+            return [translate_tensor(G, x[None].to(self.device))[0].cpu()
+                    for x in tqdm(self.inputs, desc="translate", unit="img", disable=not self.show_progress)]
 
     def score(self, G: torch.nn.Module, save_dir: Path | None = None) -> dict[str, Any]:
-        fakes = self.translate(G)
-        rgb = np.stack([np.asarray(to_image(f).convert("RGB")) for f in fakes])
+        images = [to_image(f) for f in self.translate(G)]
+        rgb = np.stack([np.asarray(im.convert("RGB")) for im in images])
         if save_dir is not None:
-            for p, f in zip(self.a_paths, fakes):
-                save_image(to_image(f), save_dir / f"{p.stem}.png")
+            for p, im in zip(self.a_paths, images):
+                save_image(im, save_dir / f"{p.stem}.png")
         fake_feats = features(rgb, load_inception(self.device), self.device)
         return score(self.real, fake_feats)
 
@@ -76,7 +73,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
                  cache_dir: str | Path | None = None, show_progress: bool = True) -> dict[str, Any]:
     """Score a run's generator on a split; writes RUN_DIR/eval/<split>.json and the translations."""
     from . import checkpoint as ckpt_io
-    from .translate import load_generator
+    from .translate import generator_from_state
 
     run_dir = Path(run_dir)
     if which == "best" and run_dir.is_dir() and not (run_dir / "checkpoints" / "best.pt").is_file():
@@ -84,8 +81,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
               f"scoring the latest one", file=sys.stderr)
         which = "latest"
     path = ckpt_io.resolve_path(run_dir, which)
-    G, cfg = load_generator(path, device)
     state = ckpt_io.load(path)
+    G, cfg = generator_from_state(state, device)
     size = size or cfg.data.crop_size
     t0 = time.perf_counter()
     scorer = SplitScorer(data_root, split, cfg.data.channels, size, device, num, cache_dir, show_progress)

@@ -68,7 +68,7 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
               "resuming" if (run_dir / "checkpoints" / "latest.pt").is_file() else "training"), file=sys.stderr)
         if not finished:
             Trainer(cfg, run_dir, show_progress=show_progress).run()
-        if not test_path.is_file() or json.loads(test_path.read_text()).get("iteration") is None or not finished:
+        if not finished or not test_path.is_file():  # fresh training, or a finished row never scored
             evaluate_run(run_dir, data, "test", which="best", device=dev, show_progress=show_progress)
     thesis = {r["name"]: r["thesis"] for r in spec["rows"] if "thesis" in r}
     note = (f"Experiment {spec.get('name', Path(path).stem)}, scale **{scale}** "

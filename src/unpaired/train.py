@@ -37,7 +37,7 @@ from .data.images import save_image, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .metrics.profile import peak_memory_bytes
 from .models import build_model, param_counts
-from .translate import translate_any
+from .translate import eval_mode, translate_any
 
 
 def select_device(name: str) -> torch.device:
@@ -177,7 +177,7 @@ class Trainer:
                            for k, o in self.optimizers.items()}
         self.epoch = self.batch = self.iteration = 0
         self.validation: dict[str, Any] = {"best": None, "final": None}
-        self.skipped: dict[str, str] = {}   # unreadable file -> message, each reported once
+        self.skipped: list[str] = []        # messages about unreadable files, each reported once
         self.small: list[str] = []          # images smaller than the crop (upscaled)
         if state is not None:
             self.model.load_state_dict(state["model"])
@@ -188,7 +188,7 @@ class Trainer:
             self.amp.load_state_dict(state["scaler"])
             p = state["progress"]
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
-            self.skipped, self.small = dict(state.get("data_problems", {}).get("skipped", {})), []
+            self.skipped, self.small = list(state.get("data_problems", {}).get("skipped", [])), []
             self.validation = state.get("validation", self.validation)
             ckpt_io.set_rng_state(state["rng"])
         if main:
@@ -315,10 +315,9 @@ class Trainer:
     def _note_data_problems(self, raw: dict[str, Any]) -> None:
         """Report each unreadable file once, and images smaller than the crop with one warning."""
         for text in raw.get("skipped", []):
-            for message in filter(None, text.split("\n")):
-                path = message.split(": ", 1)[0]
-                if path not in self.skipped:
-                    self.skipped[path] = message
+            for message in filter(None, text.split("\n")):  # one message per file: it names the file
+                if message not in self.skipped:
+                    self.skipped.append(message)
                     tqdm.write(f"warning: skipped unreadable file: {message}", file=sys.stderr)
         for text in raw.get("small", []):
             for path in filter(None, text.split("\n")):
@@ -353,10 +352,8 @@ class Trainer:
         if self.single_images is not None:
             images, _ = self.single_images
             a = to_tensor(images["A"])[None]
-            G = self.model.generator
-            G.eval()
-            fake = translate_any(G, a.to(self.device))
-            G.train()
+            with eval_mode(self.model.generator) as G:
+                fake = translate_any(G, a.to(self.device))
             b = to_tensor(images["B"].resize(images["A"].size, Image.BICUBIC))[None]
             save_image(triptych([a, fake, b]), path)
             return
@@ -380,7 +377,7 @@ class Trainer:
             "sec_per_iter": statistics.median(times[1:] or times) if times else None,
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "checkpoint": str(self.ckpt_path),
-            "skipped_files": sorted(self.skipped.values()),
+            "skipped_files": sorted(self.skipped),
             "images_smaller_than_crop": len(self.small),
             "validation": {"metric": self.cfg.train.val_metric, **self.validation} if self.cfg.train.val_every else None,
         }

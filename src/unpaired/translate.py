@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -16,13 +17,28 @@ from .models import MODELS
 
 def load_generator(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
     """The A->B generator of a run folder or checkpoint file, in eval mode, and the run's config."""
-    state = ckpt_io.load(checkpoint)
+    return generator_from_state(ckpt_io.load(checkpoint), device)
+
+
+def generator_from_state(state: dict, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
+    """The A->B generator of an already loaded checkpoint, in eval mode, and the run's config."""
     cfg = Config.from_dict(state["config"])
     cls = MODELS[cfg.model.name]
     G = cls.build_generator(cfg)
     prefix = cls.GENERATOR_PREFIX
     G.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
     return G.to(device).eval(), cfg
+
+
+@contextmanager
+def eval_mode(module: torch.nn.Module):
+    """Temporarily in eval mode (fixed SinCUT noise), restoring the previous mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         folders = [root]
-    reports, unreadable, by_hash = [], [], {}
+    unreadable, by_hash = [], {}
     files = [(f, p) for f in folders for p in sorted(f.iterdir()) if p.is_file()]
     report_of = {f: FolderReport(f.name if f != root else ".") for f in folders}
     for folder, path in tqdm(files, desc="check", unit="file", disable=not show_progress):

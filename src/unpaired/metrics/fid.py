@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,6 @@ def content_key(paths: list[Path], root: Path, size: int | None) -> str:
 
 
 def default_cache_dir() -> Path:
-    import os
     return Path(os.environ.get("UNPAIRED_CACHE", Path.home() / ".cache" / "unpaired")) / "inception"
 
 
