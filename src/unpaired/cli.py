@@ -8,10 +8,11 @@ from pathlib import Path
 
 from . import __version__
 from .checkpoint import CheckpointError
-from .config import PRESETS, Config, ConfigError, apply_dict, load_yaml, parse_override, preset, resolve, set_value
+from .config import Config, ConfigError, build_config, load_yaml
 from .data.download import DownloadError
 from .data.images import ImageError
 from .data.splits import SplitError
+from .methods import METHODS, method_names
 from .metrics.inception import InceptionUnavailable
 
 # CLI flag -> config key; flags left unset do not override the preset, file or saved run
@@ -26,36 +27,25 @@ TRAIN_FLAGS = {
 }
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def flag_settings(args: argparse.Namespace, flags: dict[str, str]) -> list[tuple[str, dict]]:
+    """The flags the user gave, as ``build_config`` settings named after the flag."""
+    return [(f"--{flag.replace('_', '-')}", {key: getattr(args, flag)})
+            for flag, key in flags.items() if getattr(args, flag, None) is not None]
+
+
+def train_config(args: argparse.Namespace) -> Config:
     """preset < config file < saved run (when neither is given) < flags < --set."""
-    file_cfg = load_yaml(args.config) if args.config else {}
-    file_name = (file_cfg.get("model") or {}).get("name") if isinstance(file_cfg, dict) else None
-    if args.model and file_name and args.model != file_name:
-        raise ConfigError(f"--model {args.model} contradicts model.name: {file_name} in {args.config}")
-    name = args.model or file_name
     saved = Path(args.out) / "config.yaml" if args.out else None
-    if name:
-        cfg = preset(name)
-        apply_dict(cfg, file_cfg, source=str(args.config))
-    elif saved is not None and saved.is_file():
-        cfg = Config.from_dict(load_yaml(saved))  # resuming with `unpaired train --out RUN_DIR`
-    else:
-        raise ConfigError("choose a model with --model (" + ", ".join(PRESETS) + ") or a --config file that sets model.name")
-    for flag, key in TRAIN_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            set_value(cfg, key, value, source=f"--{flag.replace('_', '-')}")
-    for item in args.set or []:
-        key, value = parse_override(item)
-        set_value(cfg, key, value)
-    return resolve(cfg)
+    base = Config.from_dict(load_yaml(saved), strict=False) if saved is not None and saved.is_file() else None
+    return build_config(args.model, file=args.config, base=base, settings=flag_settings(args, TRAIN_FLAGS),
+                        overrides=args.set or [])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = build_config(args)
+    cfg = train_config(args)
     if args.dry_run:
+        from .devices import select_device
         from .models import build_model, param_counts
-        from .train import select_device
 
         model = build_model(cfg)
         info = {"config": cfg.to_dict(),
@@ -71,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("--out RUN_DIR is required to train (it receives checkpoints, logs and samples)")
     from .train import Trainer
 
-    summary = Trainer(cfg, args.out, show_progress=not args.quiet).run()
+    summary = Trainer(cfg, args.out, show_progress=not args.quiet).fit()
     if "checkpoint" not in summary:  # a torchrun process other than rank 0: rank 0 reports
         return 0
     if args.json:
@@ -85,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .train import select_device
+    from .devices import select_device
     from .translate import translate_files
 
     device = select_device(args.device)
@@ -165,19 +155,17 @@ def _print_scores(result: dict, as_json: bool, kid: bool = True) -> None:
 
 def cmd_evaluate_fid(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_folders
-    from .train import select_device
+    from .devices import select_device
 
-    result = evaluate_folders(args.real, args.fake, str(select_device(args.device)), args.size,
-                              show_progress=not args.json)
-    if not args.kid:
-        result = {k: v for k, v in result.items() if not k.startswith("kid")}
+    result = evaluate_folders(args.real, args.fake, kid=args.kid, device=str(select_device(args.device)),
+                              size=args.size, show_progress=not args.json)
     _print_scores(result, args.json, args.kid)
     return 0
 
 
 def cmd_evaluate_run(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
-    from .train import select_device
+    from .devices import select_device
 
     result = evaluate_run(args.run_dir, args.data, args.split, args.num, args.checkpoint,
                           str(select_device(args.device)), args.size, show_progress=not args.json)
@@ -192,15 +180,14 @@ def cmd_evaluate_run(args: argparse.Namespace) -> int:
     return 0
 
 
+PROFILE_FLAGS = {"size": "data.crop_size", "batch_size": "data.batch_size", "precision": "train.precision"}
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from .metrics.profile import profile_training
-    from .train import select_device
+    from .devices import select_device
 
-    cfg = preset(args.model)
-    cfg.data.crop_size, cfg.data.batch_size, cfg.train.precision = args.size, args.batch_size, args.precision
-    for item in args.set or []:
-        set_value(cfg, *parse_override(item))
-    resolve(cfg)
+    cfg = build_config(args.model, settings=flag_settings(args, PROFILE_FLAGS), overrides=args.set or [])
     r = profile_training(cfg, select_device(args.device), args.iters, args.warmup)
     if args.json:
         print(json.dumps(r, indent=2))
@@ -252,15 +239,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unpaired", description=(
         "Unpaired image-to-image translation with patchwise contrastive learning "
-        "(CUT, FastCUT, focal PatchNCE)."))
+        "(CUT, FastCUT, SinCUT, focal PatchNCE) and a CycleGAN baseline."))
     p.add_argument("--version", action="version", version=f"unpaired {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model on two folders of unpaired images (resumes if RUN_DIR exists)",
                        description="Train a translation model A->B. Running the same command again on the same "
                                    "--out folder resumes from its latest checkpoint exactly.")
-    t.add_argument("--model", choices=list(PRESETS), help="method preset (reference defaults); "
-                   "*-focal use focal PatchNCE with gamma 2, alpha 0.25; sincut trains on one image per domain")
+    t.add_argument("--model", choices=method_names(), metavar="MODEL",
+                   help="method preset (reference defaults): " + "; ".join(
+                       f"{m.name}: {m.description}" for m in METHODS.values()))
     t.add_argument("--data", metavar="DIR", help="dataset folder with trainA/ (source) and trainB/ (target)")
     t.add_argument("--image-a", metavar="FILE", help="sincut: the source image (instead of the one in DIR/trainA)")
     t.add_argument("--image-b", metavar="FILE", help="sincut: the target image (instead of the one in DIR/trainB)")
@@ -384,12 +372,12 @@ def make_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profile", help="seconds per training iteration and peak memory on random inputs",
                         description="Median seconds per iteration after warm-up (synchronised on CUDA), peak memory "
                                     "(CUDA max allocated, or process peak RSS on CPU) and parameter counts.")
-    pr.add_argument("--model", default="cut", choices=list(PRESETS))
-    pr.add_argument("--size", type=int, default=256)
-    pr.add_argument("--batch-size", type=int, default=1)
+    pr.add_argument("--model", default="cut", choices=method_names())
+    pr.add_argument("--size", type=int, help="crop size (default: the preset's, 256 for CUT)")
+    pr.add_argument("--batch-size", type=int, help="images per iteration (default: the preset's, 1 for CUT)")
     pr.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
     pr.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
-    pr.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    pr.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="default fp32")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     pr.add_argument("--json", action="store_true")
@@ -421,7 +409,7 @@ def make_parser() -> argparse.ArgumentParser:
                                     "intermediate validation trails the median. Resumable: run the same command again "
                                     "(or on several machines with a shared --storage URL). The best trial is scored "
                                     "on the test split; OUT/sweep.md, .csv and .json list every trial.")
-    sw.add_argument("--model", required=True, choices=list(PRESETS))
+    sw.add_argument("--model", required=True, choices=method_names())
     sw.add_argument("--data", required=True, metavar="DIR", help="dataset with train/val/test splits")
     sw.add_argument("--out", default="runs/sweep", metavar="DIR", help="trial run folders and tables (default runs/sweep)")
     sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",

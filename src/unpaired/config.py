@@ -1,13 +1,20 @@
-"""Experiment configuration: dataclasses, presets, YAML files and ``key=value`` overrides.
+"""Run configuration: dataclasses, YAML files, ``key=value`` overrides, and the one builder.
 
-Precedence, lowest first: dataclass defaults < preset (``--model``) < YAML file < CLI flags < ``--set``.
+A :class:`Config` has three sections: ``model`` (the method's options: a :class:`ModelConfig`
+subclass that the method's model file defines), ``data`` and ``train``. Every configuration is made
+by :func:`build_config`, with this precedence, lowest first::
+
+    dataclass defaults < method preset < YAML file < flags < --set overrides
+
+:func:`preset` is its short form for Python users: ``preset("cut", crop_size=64)``.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -18,33 +25,23 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "cut"                 # preset the run was built from
+    """Options every method has. A method's model file subclasses it with its own options."""
+    name: str = "cut"                 # the registered method (preset) the run was built from
     ngf: int = 64                     # generator width
     ndf: int = 64                     # discriminator width
     n_blocks: int = 9                 # generator residual blocks
     n_layers_d: int = 3               # PatchGAN depth (3 = 70x70 receptive field)
     gan_mode: str = "lsgan"           # lsgan | vanilla | nonsaturating
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0
-    nce_idt: bool = True              # identity PatchNCE on domain B (CUT)
-    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
-    num_patches: int = 256            # sampled locations per layer
-    nce_temperature: float = 0.07
-    nce_negatives: str = "image"      # image (CUT/FastCUT) | batch (SinCUT)
-    focal_gamma: float = 0.0          # 0 with alpha 1 = cross-entropy PatchNCE
-    focal_alpha: float = 1.0
-    flip_equivariance: bool = False   # FastCUT's flip augmentation
-    projector_dim: int = 256          # width of the projection head F
-    init_gain: float = 0.02
-    generator: str = "resnet"         # resnet (CUT) | stylegan2 (SinCUT)
-    discriminator: str = "patchgan"   # patchgan (CUT) | stylegan2 (SinCUT)
-    g_downsampling: int = 1           # stylegan2 generator: number of downsamplings
-    d_tile_size: int = 0              # cut crops into tiles of this size before D (0 = whole crop)
-    lambda_r1: float = 0.0            # R1 penalty on real images (SinCUT 1)
-    lambda_identity: float = 0.0      # L1 between G(B) and B (SinCUT 1)
-    lambda_cycle: float = 10.0        # CycleGAN: cycle-consistency L1 weight (both directions)
-    cycle_identity: float = 0.5       # CycleGAN: identity L1 weight, as a fraction of lambda_cycle
-    pool_size: int = 50               # CycleGAN: history of fakes shown to the discriminators
+    init_gain: float = 0.02           # xavier-normal gain (ResNet / PatchGAN networks)
+
+    def problems(self, data: "DataConfig") -> list[str]:
+        """What is wrong with these options for this data (empty when usable)."""
+        out = []
+        if self.gan_mode not in ("lsgan", "vanilla", "nonsaturating"):
+            out.append(f"model.gan_mode must be lsgan, vanilla or nonsaturating, got {self.gan_mode!r}")
+        if min(self.ngf, self.ndf, self.n_layers_d) < 1 or self.n_blocks < 0:
+            out.append("model.ngf, model.ndf and model.n_layers_d must be >= 1, model.n_blocks >= 0")
+        return out
 
 
 @dataclass
@@ -85,9 +82,20 @@ class TrainConfig:
     val_metric: str = "fid"           # fid | kid: which one picks the best checkpoint
 
 
+def _method(name: str):
+    # imported here, not at the top: the registry imports the model files, which import this module
+    from .methods import get_method
+
+    return get_method(name)
+
+
+def _default_model() -> ModelConfig:
+    return _method("cut").config_class()
+
+
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=_default_model)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -95,53 +103,28 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
-        cfg = cls()
-        apply_dict(cfg, d, source="config")
+    def from_dict(cls, d: dict[str, Any], strict: bool = True) -> "Config":
+        """A config from a ``{section: {field: value}}`` mapping; its ``model.name`` picks the method.
+
+        ``strict=False`` is for configs saved by earlier versions (run folders, checkpoints), whose
+        ``model`` section held every method's options: options of other methods are dropped."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"expected a mapping of sections (model, data, train), got {type(d).__name__}")
+        model = dict(d.get("model") or {})
+        cfg = cls(model=_method(model.get("name", "cut")).config_class(name=model.get("name", "cut")))
+        if not strict:
+            from .methods import all_model_options
+
+            own = {f.name for f in fields(cfg.model)}
+            model = {k: v for k, v in model.items() if k in own or k not in all_model_options()}
+        apply_dict(cfg, {**d, "model": model}, source="config")
         return cfg
 
-
-_FOCAL = {"focal_gamma": 2.0, "focal_alpha": 0.25}
-_FASTCUT = {"nce_idt": False, "lambda_nce": 10.0, "flip_equivariance": True}
-_FASTCUT_TRAIN = {"epochs": 150, "epochs_decay": 50}
-# SinCUT: the reference's sincut_model.py defaults, with the thesis's 128 px crops cut into 64 px
-# tiles for the discriminator (d_tile_size = crop_size gives the reference's setting)
-_SINCUT = {
-    "model": {"generator": "stylegan2", "discriminator": "stylegan2", "ngf": 10, "ndf": 8, "g_downsampling": 1,
-              "gan_mode": "nonsaturating", "lambda_nce": 4.0, "nce_idt": True, "nce_layers": [0, 2, 4],
-              "num_patches": 1, "nce_negatives": "batch", "lambda_r1": 1.0, "lambda_identity": 1.0,
-              "d_tile_size": 64},
-    "data": {"mode": "single", "crop_size": 128, "load_size": 128, "batch_size": 16},
-    "train": {"lr": 2e-3, "beta1": 0.0, "beta2": 0.99, "epochs": 8, "epochs_decay": 8,
-              "sample_every": 1000, "save_every": 5000},
-}
-
-# name -> overrides of the dataclass defaults, per section (the reference's defaults per method)
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "cut": {"model": {}},
-    "cut-focal": {"model": dict(_FOCAL)},
-    "fastcut": {"model": dict(_FASTCUT), "train": dict(_FASTCUT_TRAIN)},
-    "fastcut-focal": {"model": {**_FASTCUT, **_FOCAL}, "train": dict(_FASTCUT_TRAIN)},
-    "sincut": _SINCUT,
-    # CycleGAN paper schedule: 100 epochs at constant LR, 100 of linear decay
-    "cyclegan": {"train": {"epochs": 100, "epochs_decay": 100}},
-    "sincut-focal": {**_SINCUT, "model": {**_SINCUT["model"], **_FOCAL}},
-}
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {"train.iters", "train.device", "train.log_every", "train.sample_every",
                   "train.save_every", "data.num_workers", "data.root", "data.strict",
                   "train.val_every", "train.val_unit", "train.val_num", "data.image_a", "data.image_b"}
-
-
-def preset(name: str) -> Config:
-    """The configuration of a named preset."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
-    cfg = Config()
-    apply_dict(cfg, PRESETS[name], source=f"preset {name}")
-    cfg.model.name = name
-    return cfg
 
 
 def _section_fields(cfg: Config) -> dict[str, dict[str, dataclasses.Field]]:
@@ -186,26 +169,34 @@ def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
 def set_value(cfg: Config, key: str, value: Any, source: str = "--set") -> None:
     """Set ``section.field`` (or a bare ``field`` that exists in exactly one section)."""
     sections = _section_fields(cfg)
-    if "." in key:
-        section, name = key.split(".", 1)
-        if section not in sections or name not in sections[section]:
-            raise ConfigError(f"{source}: unknown setting {key!r}; known: "
-                              + ", ".join(f"{s}.{n}" for s in sections for n in sections[s]))
-    else:
+    section, name = key.split(".", 1) if "." in key else (None, key)
+    if section is None:
         owners = [s for s in sections if key in sections[s]]
-        if len(owners) != 1:
-            raise ConfigError(f"{source}: unknown setting {key!r}" if not owners else
-                              f"{source}: {key!r} is ambiguous; write one of " + ", ".join(f"{s}.{key}" for s in owners))
-        section, name = owners[0], key
-    setattr(getattr(cfg, section), name, _coerce(value, sections[section][name], f"{source}: {section}.{name}"))
+        if len(owners) > 1:
+            raise ConfigError(f"{source}: {key!r} is ambiguous; write one of " + ", ".join(f"{s}.{key}" for s in owners))
+        section = owners[0] if owners else "model"
+    if section not in sections or name not in sections[section]:
+        from .methods import METHODS
+
+        methods = [m.name for m in METHODS.values() if name in {f.name for f in fields(m.config_class)}]
+        if section == "model" and methods:
+            raise ConfigError(f"{source}: model.{name} is an option of {', '.join(methods)}, not of "
+                              f"{cfg.model.name}; leave it out for {cfg.model.name}")
+        raise ConfigError(f"{source}: unknown setting {key!r} for model {cfg.model.name}; known: "
+                          + ", ".join(f"{s}.{n}" for s in sections for n in sections[s]))
+    value = _coerce(value, sections[section][name], f"{source}: {section}.{name}")
+    if (section, name) == ("model", "name") and value != cfg.model.name:
+        raise ConfigError(f"{source}: model.name {value!r} contradicts the method {cfg.model.name!r} this "
+                          f"configuration was built for; choose the method with --model (or preset(name))")
+    setattr(getattr(cfg, section), name, value)
 
 
-def apply_dict(cfg: Config, d: dict[str, Any], source: str) -> None:
+def apply_dict(cfg: Config, d: Mapping[str, Any], source: str) -> None:
     """Apply a nested ``{section: {field: value}}`` mapping."""
-    if not isinstance(d, dict):
+    if not isinstance(d, Mapping):
         raise ConfigError(f"{source}: expected a mapping of sections (model, data, train), got {type(d).__name__}")
     for section, values in d.items():
-        if not isinstance(values, dict):
+        if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: section {section!r} must be a mapping of settings")
         for name, value in values.items():
             set_value(cfg, f"{section}.{name}", value, source)
@@ -240,7 +231,7 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
 
 def resolve(cfg: Config) -> Config:
     """Fill derived values and validate; returns the same object."""
-    d, m, t = cfg.data, cfg.model, cfg.train
+    d, t = cfg.data, cfg.train
     if d.load_size is None:
         d.load_size = int(round(d.crop_size * 286 / 256))
     checks = [
@@ -254,30 +245,17 @@ def resolve(cfg: Config) -> Config:
          "train.epochs and train.epochs_decay must be >= 0 with a positive sum"),
         (t.iters is None or t.iters >= 1, f"train.iters must be >= 1, got {t.iters}"),
         (t.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}"),
-        (m.gan_mode in ("lsgan", "vanilla", "nonsaturating"), f"model.gan_mode must be lsgan, vanilla or nonsaturating, got {m.gan_mode!r}"),
-        (m.nce_negatives in ("image", "batch"), f"model.nce_negatives must be image or batch, got {m.nce_negatives!r}"),
-        (len(m.nce_layers) > 0 and sorted(set(m.nce_layers)) == m.nce_layers,
-         f"model.nce_layers must be distinct increasing layer indices, got {m.nce_layers}"),
-        (m.num_patches >= 1, f"model.num_patches must be >= 1, got {m.num_patches}"),
-        (m.focal_gamma >= 0 and m.focal_alpha > 0, "model.focal_gamma must be >= 0 and model.focal_alpha > 0"),
-        (m.generator in ("resnet", "stylegan2") and m.discriminator in ("patchgan", "stylegan2"),
-         "model.generator must be resnet or stylegan2 and model.discriminator patchgan or stylegan2"),
         (d.mode in ("unaligned", "single"), f"data.mode must be unaligned or single, got {d.mode!r}"),
-        (m.d_tile_size == 0 or (m.d_tile_size >= 8 and d.crop_size % m.d_tile_size == 0),
-         f"model.d_tile_size ({m.d_tile_size}) must divide data.crop_size ({d.crop_size}) (0 = no tiles)"),
-        (m.discriminator != "stylegan2" or (lambda s: s >= 8 and s & (s - 1) == 0)(m.d_tile_size or d.crop_size),
-         "the stylegan2 discriminator needs a power-of-two input: set model.d_tile_size (or data.crop_size) to 64, 128, ..."),
         (d.zoom_max >= 1 and d.epoch_length >= 1, "data.zoom_max must be >= 1 and data.epoch_length >= 1"),
-        (m.lambda_identity == 0 or m.nce_idt, "model.lambda_identity needs model.nce_idt: true (G(B) is computed for it)"),
         (t.log_every >= 1 and t.sample_every >= 0 and t.save_every >= 0,
          "train.log_every must be >= 1; sample_every and save_every >= 0"),
         (t.val_every >= 0 and t.val_unit in ("epoch", "iter") and t.val_metric in ("fid", "kid")
          and (t.val_num is None or t.val_num >= 2),
          "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2"),
     ]
-    for ok, msg in checks:
-        if not ok:
-            raise ConfigError(msg)
+    problems = [msg for ok, msg in checks if not ok] + cfg.model.problems(d)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else "; ".join(problems))
     return cfg
 
 
@@ -286,8 +264,54 @@ def diff(a: Config, b: Config, ignore: set[str] = frozenset()) -> list[str]:
     out = []
     da, db = a.to_dict(), b.to_dict()
     for section in da:
-        for name in da[section]:
+        for name in sorted(set(da[section]) | set(db[section]), key=list({**da[section], **db[section]}).index):
             key = f"{section}.{name}"
-            if key not in ignore and da[section][name] != db[section].get(name):
-                out.append(f"{key}: {da[section][name]!r} -> {db[section].get(name)!r}")
+            if key not in ignore and da[section].get(name) != db[section].get(name):
+                out.append(f"{key}: {da[section].get(name)!r} -> {db[section].get(name)!r}")
     return out
+
+
+Settings = Mapping[str, Any]
+
+
+def build_config(method: str | None = None, *, file: str | Path | None = None, base: Config | None = None,
+                 settings: Sequence[tuple[str, Settings]] = (), overrides: Iterable[str] = ()) -> Config:
+    """The one way a configuration is made (CLI, Python API, profile, sweep, experiment, demo).
+
+    ``method``: a registered method (``cut``, ``fastcut``, ...); else the YAML ``file``'s
+    ``model.name``; else ``base`` (e.g. the saved config of a run being resumed). Then, in order:
+    the method's preset, the YAML ``file``, each ``(source, {key: value})`` of ``settings`` (flags;
+    ``source`` names them in errors), and the ``key=value`` strings of ``overrides`` (``--set``).
+    Returns a resolved, validated config."""
+    file_cfg = load_yaml(file) if file else {}
+    if not isinstance(file_cfg, dict):
+        raise ConfigError(f"{file}: expected a mapping of sections (model, data, train)")
+    file_name = (file_cfg.get("model") or {}).get("name") if isinstance(file_cfg.get("model"), dict) else None
+    if method and file_name and method != file_name:
+        raise ConfigError(f"--model {method} contradicts model.name: {file_name} in {file}")
+    name = method or file_name
+    if name:
+        m = _method(name)
+        cfg = Config(model=m.config_class(name=name))
+        apply_dict(cfg, m.preset, source=f"preset {name}")
+        apply_dict(cfg, file_cfg, source=str(file))
+    elif base is not None:
+        cfg = copy.deepcopy(base)
+    else:
+        from .methods import method_names
+
+        raise ConfigError("choose a model with --model (" + ", ".join(method_names())
+                          + ") or a --config file that sets model.name")
+    for source, values in settings:
+        for key, value in values.items():
+            set_value(cfg, key, value, source=source)
+    for item in overrides:
+        set_value(cfg, *parse_override(item))
+    return resolve(cfg)
+
+
+def preset(name: str, **overrides: Any) -> Config:
+    """The resolved configuration of a registered method, with any settings changed by keyword:
+    a field name (``crop_size=64``, ``root="datasets/h2z"``, ``focal_gamma=3``) or, through
+    ``**{"model.ngf": 32}``, a dotted key. Derived values (``data.load_size``) follow the overrides."""
+    return build_config(name, settings=[("preset()", overrides)] if overrides else ())

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .config import ConfigError, preset, resolve
+from .config import ConfigError, build_config
 
 PHOTOS_TRAIN = ["astronaut.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg"]
 PHOTOS_TEST = ["chelsea.png", "motorcycle_right.png"]
@@ -78,13 +78,11 @@ def run_demo(out: str | Path, iters: int = 600, device: str = "auto", quiet: boo
 
     out = Path(out)
     data = build_demo_dataset(out / "data")
-    cfg = preset("fastcut")
-    cfg.data.root = str(data)
-    cfg.data.crop_size, cfg.data.load_size = 64, 72
-    cfg.data.num_workers = 0  # 96 px PNGs load in microseconds; worker processes would only add start-up time
-    cfg.train.iters, cfg.train.device = iters, device
-    cfg.train.sample_every, cfg.train.save_every = 100, 100
-    summary = Trainer(resolve(cfg), out / "run", show_progress=not quiet).run()
+    # 96 px PNGs load in microseconds: loader worker processes would only add start-up time
+    cfg = build_config("fastcut", settings=[("demo", {
+        "data.root": str(data), "data.crop_size": 64, "data.num_workers": 0, "train.iters": iters,
+        "train.device": device, "train.sample_every": 100, "train.save_every": 100})])
+    summary = Trainer(cfg, out / "run", show_progress=not quiet).fit()
     written, _ = translate_files(out / "run", data / "testA", out / "translated", device=summary["device"],
                                  show_progress=not quiet)
     inputs = sorted((data / "testA").glob("*.png"))

@@ -19,12 +19,16 @@ from .metrics.inception import features, load_inception
 from .translate import eval_mode, translate_tensor
 
 
-def evaluate_folders(real_dir: str | Path, fake_dir: str | Path, device: str = "cpu", size: int | None = None,
-                     cache_dir: str | Path | None = None, show_progress: bool = True) -> dict[str, Any]:
-    """FID and KID of the images in ``fake_dir`` against those in ``real_dir`` (real features cached)."""
-    real = cached_folder_features(real_dir, size, device, cache_dir, show_progress)
-    fake = folder_features(list_image_files(fake_dir), size, device, show_progress=show_progress, desc="inception fake")
-    return score(real, fake)
+def evaluate_folders(real: str | Path, fake: str | Path, kid: bool = True, device: str = "cpu",
+                     size: int | None = None, cache_dir: str | Path | None = None,
+                     show_progress: bool = False) -> dict[str, Any]:
+    """FID (and KID mean and std) of the images in ``fake`` against those in ``real``, offline,
+    pytorch-fid protocol; ``size`` resizes both sides to size x size first. Features of ``real``
+    are cached on disk under a hash of its content. Returns {"fid", "kid", "kid_std", "n_real", "n_fake"}."""
+    fake_paths = list_image_files(fake)  # before the real features: an empty folder fails at once
+    real_feats = cached_folder_features(real, size, device, cache_dir, show_progress)
+    fake_feats = folder_features(fake_paths, size, device, show_progress=show_progress, desc="inception fake")
+    return score(real_feats, fake_feats, kid=kid)
 
 
 class SplitScorer:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .config import Config, ConfigError, load_yaml, preset, resolve, set_value
+from .config import Config, ConfigError, build_config, load_yaml
 
 
 def load_experiment(path: str | Path) -> dict[str, Any]:
@@ -32,14 +32,9 @@ def row_config(spec: dict[str, Any], row: dict[str, Any], scale: str, data: str 
     scales = spec.get("scales", {})
     if scale not in scales:
         raise ConfigError(f"scale {scale!r} is not defined; the file defines: {', '.join(scales) or 'none'}")
-    cfg = preset(row["model"])
-    for source, overrides in ((f"scale {scale}", scales[scale].get("set", {})), (f"row {row['name']}", row.get("set", {}))):
-        for key, value in (overrides or {}).items():
-            set_value(cfg, key, value, source=source)
-    cfg.data.root = str(data)
-    cfg.train.device = device
-    cfg.data.load_size = None  # derived from the (possibly scaled) crop size
-    return resolve(cfg)
+    return build_config(row["model"], settings=[
+        (f"scale {scale}", scales[scale].get("set") or {}), (f"row {row['name']}", row.get("set") or {}),
+        ("experiment", {"data.root": str(data), "train.device": device})])
 
 
 def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: str = "full",
@@ -67,7 +62,7 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
         print(f"[{i}/{len(rows)}] {row['name']}: " + ("finished, skipping training" if finished else
               "resuming" if (run_dir / "checkpoints" / "latest.pt").is_file() else "training"), file=sys.stderr)
         if not finished:
-            Trainer(cfg, run_dir, show_progress=show_progress).run()
+            Trainer(cfg, run_dir, show_progress=show_progress).fit()
         if not finished or not test_path.is_file():  # fresh training, or a finished row never scored
             evaluate_run(run_dir, data, "test", which="best", device=dev, show_progress=show_progress)
     thesis = {r["name"]: r["thesis"] for r in spec["rows"] if "thesis" in r}

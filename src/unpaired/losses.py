@@ -59,6 +59,10 @@ class PatchNCELoss(nn.Module):
         self.negatives = negatives
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return self.from_log_prob(self.positive_log_prob(query, key))
+
+    def positive_log_prob(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """log p of the positive for every query, (B, P): the log-softmax over [positive, negatives]."""
         if query.shape != key.shape or query.dim() != 3:
             raise ValueError(f"query and key must both be (B, P, C); got {tuple(query.shape)} and {tuple(key.shape)}")
         b, p, c = query.shape
@@ -74,11 +78,12 @@ class PatchNCELoss(nn.Module):
         eye = torch.eye(n, dtype=torch.bool, device=q.device)[None]
         neg = neg.masked_fill(eye, -10.0).reshape(-1, n)
         logits = torch.cat([pos, neg], dim=1) / self.temperature
-        log_p = F.log_softmax(logits, dim=1)[:, 0]
+        return F.log_softmax(logits, dim=1)[:, 0].reshape(b, p)
+
+    def from_log_prob(self, log_p: torch.Tensor) -> torch.Tensor:
+        """Per-location losses from :meth:`positive_log_prob`: -alpha log p, times (1 - p)^gamma."""
         if self.gamma == 0.0:
             # no (1-p)^0 factor: its gradient is 0 * inf = NaN where p rounds to 1
-            loss = -self.alpha * log_p
-        else:
-            one_minus_p = -torch.expm1(log_p)  # 1 - p without cancellation when p ~ 1
-            loss = -self.alpha * one_minus_p.clamp(min=0).pow(self.gamma) * log_p
-        return loss.reshape(b, p)
+            return -self.alpha * log_p
+        one_minus_p = -torch.expm1(log_p)  # 1 - p without cancellation when p ~ 1
+        return -self.alpha * one_minus_p.clamp(min=0).pow(self.gamma) * log_p

@@ -6,25 +6,24 @@ import csv
 import html
 import io
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .data.images import load_image
-
-BASE_NAMES = {"cut": "CUT", "fastcut": "FastCUT", "sincut": "SinCUT", "cyclegan": "CycleGAN"}
-
+from .data.images import list_images, load_image
 
 def method_name(cfg: dict[str, Any]) -> str:
     """'CUT - CE', 'FastCUT - Focal (gamma 2, alpha 0.25)', ... as in the thesis's table."""
+    from .methods import METHODS
+
     m = cfg["model"]
-    base = BASE_NAMES.get(m["name"].split("-")[0], m["name"])
-    if "focal_gamma" not in m or base == "CycleGAN":
-        return base
-    if m["focal_gamma"] == 0 and m["focal_alpha"] == 1:
-        return f"{base} - CE"
-    return f"{base} - Focal (gamma {m['focal_gamma']:g}, alpha {m['focal_alpha']:g})"
+    method = METHODS.get(m["name"])
+    if method is None:  # a run of a method registered in another program
+        return m["name"]
+    # configs saved before the per-method options held every method's fields
+    return method.label({k: v for k, v in m.items() if k in {f.name for f in fields(method.config_class)}})
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -143,7 +142,7 @@ def triptych_images(run: dict[str, Any], limit: int) -> list[tuple[str, Any]]:
         return []
     fake_dir = run["dir"] / "eval" / "test"
     real_dir = Path(t["real_dir"])
-    reals = sorted(p for p in real_dir.iterdir() if p.is_file()) if real_dir.is_dir() else []
+    reals = list_images(real_dir) if real_dir.is_dir() else []
     out = []
     for i, a in enumerate(map(Path, t["inputs"][:limit])):
         fake = fake_dir / f"{a.stem}.png"

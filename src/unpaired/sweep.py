@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, parse_override, preset, resolve, set_value
+from .config import Config, ConfigError, build_config, parse_override
+from .train import Callback
 
 
 def parse_params(items: list[str]) -> dict[str, list[Any]]:
@@ -41,8 +42,18 @@ def trial_name(params: dict[str, Any]) -> str:
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(params.items()))
 
 
-class _Pruned(Exception):
-    pass
+class PruneOnValidation(Callback):
+    """Reports each validation score to an Optuna trial and stops the run when the pruner says so."""
+
+    def __init__(self, trial, metric: str):
+        self.trial, self.metric = trial, metric
+        self.pruned = False
+
+    def on_validation(self, trainer, entry: dict[str, Any]) -> None:
+        self.trial.report(entry[self.metric], entry["iteration"])
+        if self.trial.should_prune():
+            self.pruned = True
+            trainer.request_stop("pruned")
 
 
 def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, list[Any]], sampler: str = "grid",
@@ -58,17 +69,19 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     from .evaluate import evaluate_run
     from .train import Trainer
 
+    fixed = [("--data", {"data.root": str(data)})] + [("--set", dict([parse_override(item)])) for item in overrides or []]
+    base = build_config(model, settings=fixed)
+    # every trial validates (every epoch unless --set says otherwise) and is judged by `metric`
+    validation = ("sweep", {"train.val_every": base.train.val_every or 1,
+                            "train.val_unit": base.train.val_unit if base.train.val_every else "epoch",
+                            "train.val_metric": metric})
+
+    def trial_config(params: dict[str, Any]) -> Config:
+        return build_config(model, settings=[*fixed, validation, ("--param", params)])
+
+    trial_config({k: v[0] for k, v in space.items()})  # fail fast on unknown keys or bad values
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = preset(model)
-    for item in overrides or []:
-        set_value(base, *parse_override(item))
-    base.data.root = str(data)
-    if not base.train.val_every:
-        base.train.val_every, base.train.val_unit = 1, "epoch"
-    base.train.val_metric = metric
-    for key in space:  # fail fast on unknown keys
-        set_value(Config.from_dict(base.to_dict()), key, space[key][0], source="--param")
     url = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     rdb = RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
@@ -86,20 +99,12 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
 
     def objective(trial: "optuna.Trial") -> float:
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
-        cfg = Config.from_dict(base.to_dict())
-        for k, v in params.items():
-            set_value(cfg, k, v, source="--param")
-        cfg.data.load_size = None
         run_dir = out / "trials" / trial_name(params)
         trial.set_user_attr("run_dir", str(run_dir))
-
-        def on_validation(entry: dict[str, Any]) -> bool:
-            trial.report(entry[metric], entry["iteration"])
-            return trial.should_prune()
-
-        summary = Trainer(resolve(cfg), run_dir, show_progress=show_progress, on_validation=on_validation).run()
+        pruning = PruneOnValidation(trial, metric)
+        summary = Trainer(trial_config(params), run_dir, callbacks=[pruning], show_progress=show_progress).fit()
         best = (summary.get("validation") or {}).get("best")
-        if summary.get("stopped_by_callback"):
+        if pruning.pruned:
             raise optuna.TrialPruned()
         if best is None:
             raise RuntimeError(f"trial {trial.number} produced no validation score")

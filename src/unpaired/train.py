@@ -4,24 +4,28 @@ A run lives in one folder::
 
     RUN_DIR/config.yaml            resolved configuration
     RUN_DIR/checkpoints/latest.pt  everything needed to resume exactly
-    RUN_DIR/metrics.jsonl          one JSON object per logged iteration
+    RUN_DIR/checkpoints/best.pt    weights with the best validation score (when validating)
+    RUN_DIR/metrics.jsonl          one JSON object per logged iteration (losses, stats) or validation
     RUN_DIR/tensorboard/           the same scalars for TensorBoard
     RUN_DIR/samples/*.png          triptychs real_A | fake_B | real_B
     RUN_DIR/summary.json           written when the run stops
 
-Running the same command on the same folder resumes from ``latest.pt``.
+``Trainer(config, run_dir).fit()`` runs the phases in order: :meth:`setup`, :meth:`restore` (from
+``latest.pt`` when the folder holds one), the loop (each iteration calls the step object, then
+logs, samples, validates and checkpoints when due), and :meth:`finish`. :class:`Callback` objects
+hook into it (Ctrl-C handling and a sweep's pruning are callbacks).
 """
 from __future__ import annotations
 
+import copy
 import json
 import random
 import signal
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -31,29 +35,17 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt_io
 from . import distributed
 from .amp import Precision
-from .config import RUNTIME_FIELDS, Config, ConfigError, diff, save_yaml
+from .config import RUNTIME_FIELDS, Config, ConfigError, diff, resolve, save_yaml
 from .data import SingleImageDataset
 from .data.images import save_image, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
+from .devices import select_device
 from .metrics.profile import peak_memory_bytes
 from .models import build_model, param_counts
+from .step import StepResult, TrainStep
 from .translate import eval_mode, translate_any
 
-
-def select_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but this PyTorch sees no CUDA GPU; use --device cpu or auto")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"device {name!r} was asked for but MPS is not available; use --device cpu or auto")
-    return dev
+__all__ = ["Trainer", "Callback", "GracefulInterrupt", "select_device", "seed_everything", "linear_decay"]
 
 
 def seed_everything(seed: int) -> None:
@@ -67,49 +59,275 @@ def linear_decay(n_epochs: int, n_epochs_decay: int):
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
-@contextmanager
-def graceful_interrupt():
+class Callback:
+    """Hooks into :meth:`Trainer.fit`. Override what you need; ``trainer.request_stop(reason)``
+    ends training after the current iteration, with a checkpoint. Hooks run on every process
+    under torchrun; only rank 0 logs and validates."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        """After setup and restore, before the first iteration."""
+
+    def on_step_end(self, trainer: "Trainer") -> None:
+        """After every iteration (keep it cheap: no device reads here)."""
+
+    def on_log(self, trainer: "Trainer", record: dict[str, Any]) -> None:
+        """Every ``log_every`` iterations, with the metrics.jsonl record (rank 0)."""
+
+    def on_validation(self, trainer: "Trainer", entry: dict[str, Any]) -> None:
+        """After each validation, with {"iteration", "epoch", "fid", "kid", ...} (rank 0)."""
+
+    def on_checkpoint(self, trainer: "Trainer", path: Path) -> None:
+        """After a checkpoint was written (rank 0)."""
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        """When fit() ends, also through an exception."""
+
+
+class GracefulInterrupt(Callback):
     """First Ctrl-C asks the loop to stop after the current iteration (and save); a second one aborts."""
-    flag = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
 
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-        tqdm.write("Interrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to abort).", file=sys.stderr)
+    def __init__(self):
+        self.previous = None
 
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-        previous = None
-    try:
-        yield flag
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        def handler(signum, frame):
+            if trainer.stop_reason is not None:
+                raise KeyboardInterrupt
+            trainer.request_stop("interrupted")
+            tqdm.write("Interrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to abort).",
+                       file=sys.stderr)
+
+        try:
+            self.previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+            self.previous = None
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 class Trainer:
-    """Train ``cfg`` into ``run_dir``, resuming from its latest checkpoint if there is one."""
+    """Train ``config`` into ``run_dir``, resuming from its latest checkpoint if there is one.
 
-    def __init__(self, cfg: Config, run_dir: str | Path, show_progress: bool = True, on_validation=None):
-        """``on_validation(entry) -> bool`` is called after each validation (e.g. by a sweep, to report
-        it); returning True stops training there, with a checkpoint (a pruned trial)."""
-        self.cfg = cfg
-        self.on_validation = on_validation
-        self.stopped_by_callback = False
+    ``model``: an already built model (default: the one ``config.model.name`` names); ``data``: a
+    dataset folder (overrides ``config.data.root``) or a dataset object indexed like
+    :class:`unpaired.data.UnalignedDataset` (by (epoch, position) keys, with ``epoch_length``);
+    ``callbacks``: :class:`Callback` objects (Ctrl-C handling is always installed)."""
+
+    def __init__(self, config: Config, run_dir: str | Path, model: torch.nn.Module | None = None,
+                 data: str | Path | Any | None = None, callbacks: Iterable[Callback] = (),
+                 show_progress: bool = True):
+        cfg = copy.deepcopy(config)
+        self.dataset = None
+        if isinstance(data, (str, Path)):
+            cfg.data.root = str(data)
+        elif data is not None:
+            self.dataset = data
+        self.cfg = resolve(cfg)  # a bad config fails here, not later inside a loader worker
         self.run_dir = Path(run_dir)
+        self.model = model
+        self.callbacks = [GracefulInterrupt(), *callbacks]
         self.show_progress = show_progress
         self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.stop_reason: str | None = None
+        self.summary: dict[str, Any] | None = None
 
-    # ----------------------------------------------------------------- setup
-    def _check_resume(self) -> dict[str, Any] | None:
+    def request_stop(self, reason: str) -> None:
+        """Stop after the current iteration (with a checkpoint); the summary records ``reason``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    # ================================================================ phases
+    def fit(self) -> dict[str, Any]:
+        """Train until ``train.iters`` or the end of the schedule; returns the summary."""
+        state = self.setup()
+        self.restore(state)
+        self._emit("on_fit_start")
+        try:
+            if self.iteration >= self.stop_at:
+                if self.dist.is_main:
+                    tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {self.stop_at}; nothing "
+                               f"to do (raise --iters or --epochs to train further)", file=sys.stderr)
+                return self.finish(trained=False)
+            self.train_loop()
+            return self.finish()
+        finally:
+            self._emit("on_fit_end")
+
+    def setup(self) -> dict[str, Any] | None:
+        """Devices, data, model, optimizers, schedules and the step object. Returns the checkpoint
+        state to resume from (None for a fresh run). The run folder appears only once the settings
+        and the data are known to be usable."""
+        cfg, tc = self.cfg, self.cfg.train
+        state = self._load_resumable()
+        self.dist, device_name = distributed.setup(tc.device)
+        self.device = select_device(device_name)
+        if self.device.type == "cuda":
+            # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
+            torch.backends.cudnn.benchmark = True
+        self.precision = Precision(tc.precision, self.device)
+        if tc.val_every and cfg.data.mode == "single":
+            raise ConfigError("validation needs a val split; single-image training has none (set --val-every 0)")
+        if self.dataset is None:
+            self.dataset = training_dataset(cfg, self.dist.rank)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, self.run_dir / "config.yaml")
+
+        seed_everything(tc.seed)
+        self.model = (self.model or build_model(cfg)).to(self.device)
+        if self.dist.enabled:
+            distributed.broadcast_module(self.model)
+        self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2), tc.adam_eps)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
+                           for k, o in self.optimizers.items()}
+        self.step = self.make_step()
+        self.epoch = self.batch = self.iteration = 0
+        self.validation: dict[str, Any] = {"best": None, "final": None}
+        self.skipped: list[str] = []        # messages about unreadable files, each reported once
+        self.small: list[str] = []          # images smaller than the crop (upscaled)
+        self.times: list[float] = []        # seconds per iteration of each logged interval
+        self.per_epoch = batches_per_epoch(cfg, self.dataset, self.dist.world)
+        self.total = self.per_epoch * (tc.epochs + tc.epochs_decay)
+        self.stop_at = min(self.total, tc.iters) if tc.iters else self.total
+        return state
+
+    def make_step(self) -> TrainStep:
+        """The object the loop calls once per iteration (override for a compiled step)."""
+        return TrainStep(self.model, self.optimizers, self.precision,
+                         distributed.average_gradients if self.dist.enabled else None)
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Networks, optimizers, schedules, loss scaler, data position and RNG states from a checkpoint."""
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            self.step.load_state_dict(state["scaler"])
+            p = state["progress"]
+            self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
+            self.skipped = list(state.get("data_problems", {}).get("skipped", []))
+            self.validation = state.get("validation", self.validation)
+            ckpt_io.set_rng_state(state["rng"])
+        if self.dist.is_main:
+            self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
+
+    def train_loop(self) -> None:
+        cfg, tc, main = self.cfg, self.cfg.train, self.dist.is_main
+        loader = training_loader(cfg, self.dataset, self.epoch, self.batch, self.device.type == "cuda",
+                                 self.dist.rank, self.dist.world)
+        self.single_images = ((self.dataset.images, self.dataset.paths)
+                              if isinstance(self.dataset, SingleImageDataset) else None)
+        # rank 0 alone validates, logs, samples and saves; the others only train
+        self.scorer = self._make_scorer() if main else None
+        self.writer = self._tensorboard(purge_step=self.iteration) if main else None
+        self._sums: dict[str, dict[str, torch.Tensor]] = {"loss": {}, "stats": {}}
+        self._n_sum = 0
+        self.model.train()
+        bar = tqdm(total=self.stop_at, initial=self.iteration, desc=f"{cfg.model.name}", unit="it",
+                   disable=not (self.show_progress and main), dynamic_ncols=True)
+        batches = iter(loader)
+        self._t_last = time.perf_counter()
+        try:
+            while self.iteration < self.stop_at and not distributed.any_across(self.stop_reason is not None):
+                raw = next(batches)
+                if main:
+                    self._note_data_problems(raw)
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if torch.is_tensor(v)}
+                self._accumulate(self.step(batch))
+                epoch_ended = self._advance()
+                bar.update(1)
+                self._emit("on_step_end")
+                if self.iteration % tc.log_every == 0 or self.iteration == self.stop_at:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in self.log()["loss"].items()}, refresh=False)
+                if main and tc.sample_every and self.iteration % tc.sample_every == 0:
+                    self.save_sample()
+                if self.scorer is not None and self._validation_due(epoch_ended):
+                    self.validate()
+                if main and tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < self.stop_at:
+                    self.save_checkpoint()
+            last = self.validation["final"]
+            if self.scorer is not None and (last is None or last["iteration"] != self.iteration):
+                self.validate()  # the final value, whatever the interval
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+
+    def finish(self, trained: bool = True) -> dict[str, Any]:
+        """Final checkpoint, sample and summary.json (rank 0); returns the summary."""
+        if not self.dist.is_main:
+            distributed.barrier()  # wait for rank 0's final checkpoint
+            return {"rank": self.dist.rank, "iteration": self.iteration}
+        if trained:
+            self.save_checkpoint()
+            if self.cfg.train.sample_every:
+                self.save_sample()
+        self.summary = self._write_summary()
+        if self.dist.enabled:
+            distributed.barrier()
+        return self.summary
+
+    # ========================================================== loop pieces
+    def _accumulate(self, result: StepResult) -> None:
+        """Sum the step's scalars on the device; they are read only when logged (no sync per step)."""
+        for group, values in (("loss", result.losses), ("stats", result.stats)):
+            sums = self._sums[group]
+            for k, v in values.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+        self._n_sum += 1
+
+    def _advance(self) -> bool:
+        """Count the iteration; at an epoch's end step the LR schedules (once per epoch, as the reference)."""
+        self.iteration += 1
+        self.batch += 1
+        if self.batch < self.per_epoch:
+            return False
+        self.epoch, self.batch = self.epoch + 1, 0
+        for s in self.schedulers.values():
+            s.step()
+        return True
+
+    def log(self) -> dict[str, Any]:
+        """Average the scalars since the last log over the interval (and the processes); write them."""
+        now = time.perf_counter()
+        n = self._n_sum
+        # float() syncs the device: once per log_every iterations; under torchrun, means over processes
+        means = {group: distributed.mean_across({k: float(v) / n for k, v in sums.items()})
+                 for group, sums in self._sums.items()}
+        sec = (now - self._t_last) / n
+        self.times.append(sec)
+        lr = self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"]
+        record = {"iter": self.iteration, "epoch": self.epoch, "lr": lr, "sec_per_iter": sec,
+                  "loss": means["loss"], "stats": means["stats"], "time": time.time()}
+        if self.dist.is_main:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            for group in ("loss", "stats"):
+                for k, v in means[group].items():
+                    self.writer.add_scalar(f"{group}/{k}", v, self.iteration)
+            self.writer.add_scalar("train/lr", lr, self.iteration)
+            self.writer.add_scalar("train/sec_per_iter", sec, self.iteration)
+            self._emit("on_log", record)
+        self._sums, self._n_sum, self._t_last = {"loss": {}, "stats": {}}, 0, time.perf_counter()
+        return record
+
+    # ============================================================ checkpoints
+    def _load_resumable(self) -> dict[str, Any] | None:
+        """The latest checkpoint, if the run folder holds one whose configuration matches."""
         if not self.ckpt_path.exists():
             return None
         state = ckpt_io.load(self.ckpt_path)
-        saved = Config.from_dict(state["config"])
+        saved = Config.from_dict(state["config"], strict=False)
         changes = diff(saved, self.cfg, ignore=RUNTIME_FIELDS)
         if changes:
             raise ConfigError(
@@ -130,14 +348,15 @@ class Trainer:
         tmp.write_text("".join(line + "\n" for line in kept))
         tmp.replace(self.metrics_path)
 
-    def _state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint holds."""
         return {
             "format": ckpt_io.FORMAT_VERSION,
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "scaler": self.amp.state_dict(),
+            "scaler": self.step.state_dict(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration},
             "rng": ckpt_io.rng_state(),
             "data_problems": {"skipped": self.skipped},
@@ -145,136 +364,13 @@ class Trainer:
             "saved_at": time.time(),
         }
 
-    def save(self) -> None:
-        ckpt_io.save_atomic(self._state(), self.ckpt_path)
+    def save_checkpoint(self) -> Path:
+        """Write ``latest.pt`` atomically."""
+        ckpt_io.save_atomic(self.state_dict(), self.ckpt_path)
+        self._emit("on_checkpoint", self.ckpt_path)
+        return self.ckpt_path
 
-    # ------------------------------------------------------------------ run
-    def run(self) -> dict[str, Any]:
-        cfg, tc = self.cfg, self.cfg.train
-        state = self._check_resume()
-        self.dist, device_name = distributed.setup(tc.device)
-        main = self.dist.is_main
-        self.device = select_device(device_name)
-        if self.device.type == "cuda":
-            # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
-            torch.backends.cudnn.benchmark = True
-        self.amp = Precision(tc.precision, self.device)
-        if cfg.train.val_every and cfg.data.mode == "single":
-            raise ConfigError("validation needs a val split; single-image training has none (set --val-every 0)")
-        dataset = training_dataset(cfg, self.dist.rank)
-        # only now that the settings and data are known to be usable does the run folder appear
-        if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_yaml(cfg, self.run_dir / "config.yaml")
-
-        seed_everything(tc.seed)
-        self.model = build_model(cfg).to(self.device)
-        if self.dist.enabled:
-            distributed.broadcast_module(self.model)
-            self.amp.grad_sync = distributed.average_gradients
-        self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2), tc.adam_eps)
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
-                           for k, o in self.optimizers.items()}
-        self.epoch = self.batch = self.iteration = 0
-        self.validation: dict[str, Any] = {"best": None, "final": None}
-        self.skipped: list[str] = []        # messages about unreadable files, each reported once
-        self.small: list[str] = []          # images smaller than the crop (upscaled)
-        if state is not None:
-            self.model.load_state_dict(state["model"])
-            for k, o in self.optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            for k, s in self.schedulers.items():
-                s.load_state_dict(state["schedulers"][k])
-            self.amp.load_state_dict(state["scaler"])
-            p = state["progress"]
-            self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
-            self.skipped, self.small = list(state.get("data_problems", {}).get("skipped", [])), []
-            self.validation = state.get("validation", self.validation)
-            ckpt_io.set_rng_state(state["rng"])
-        if main:
-            self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
-
-        per_epoch = batches_per_epoch(cfg, dataset, self.dist.world)
-        total = per_epoch * (tc.epochs + tc.epochs_decay)
-        stop_at = min(total, tc.iters) if tc.iters else total
-        params = param_counts(self.model)
-        if self.iteration >= stop_at:
-            if not main:
-                return {"rank": self.dist.rank, "iteration": self.iteration}
-            tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {stop_at}; nothing to do "
-                       f"(raise --iters or --epochs to train further)", file=sys.stderr)
-            return self._write_summary(params, [], stop_at, total)
-
-        loader = training_loader(cfg, dataset, self.epoch, self.batch, self.device.type == "cuda",
-                                 self.dist.rank, self.dist.world)
-        self.single_images = (dataset.images, dataset.paths) if isinstance(dataset, SingleImageDataset) else None
-        # rank 0 alone validates, logs, samples and saves; the others only train
-        self.scorer = self._make_scorer() if main else None
-        writer = self._tensorboard(purge_step=self.iteration) if main else None
-        times: list[float] = []
-        sums: dict[str, torch.Tensor] = {}
-        n_sum = 0
-        self.model.train()
-        bar = tqdm(total=stop_at, initial=self.iteration, desc=f"{cfg.model.name}", unit="it",
-                   disable=not (self.show_progress and main), dynamic_ncols=True)
-        batches = iter(loader)
-        t_last = time.perf_counter()
-        try:
-            with graceful_interrupt() as interrupt:
-                while self.iteration < stop_at and not distributed.any_across(interrupt["stop"] or self.stopped_by_callback):
-                    raw = next(batches)
-                    if main:
-                        self._note_data_problems(raw)
-                    batch = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if torch.is_tensor(v)}
-                    losses = self.model.train_step(batch, self.optimizers, self.amp)
-                    self.amp.update()
-                    for k, v in losses.items():
-                        sums[k] = sums[k] + v if k in sums else v.clone()
-                    n_sum += 1
-                    self.iteration += 1
-                    self.batch += 1
-                    epoch_ended = self.batch == per_epoch
-                    if epoch_ended:  # the reference steps LR once per epoch
-                        self.epoch, self.batch = self.epoch + 1, 0
-                        for s in self.schedulers.values():
-                            s.step()
-                    bar.update(1)
-                    if self.iteration % tc.log_every == 0 or self.iteration == stop_at:
-                        now = time.perf_counter()
-                        # float() syncs the device; under torchrun the log shows the mean over processes
-                        means = distributed.mean_across({k: float(v) / n_sum for k, v in sums.items()})
-                        sec = (now - t_last) / n_sum
-                        times.append(sec)
-                        if main:
-                            self._log(writer, means, sec)
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                        sums, n_sum, t_last = {}, 0, time.perf_counter()
-                    if main and tc.sample_every and self.iteration % tc.sample_every == 0:
-                        self.save_sample()
-                    if self.scorer is not None and self._validation_due(epoch_ended):
-                        self.validate(writer)
-                    if main and tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < stop_at:
-                        self.save()
-            last = self.validation["final"]
-            if self.scorer is not None and not self.stopped_by_callback and (
-                    last is None or last["iteration"] != self.iteration):
-                self.validate(writer)  # the final value, whatever the interval
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
-        if not main:
-            distributed.barrier()  # wait for rank 0's final checkpoint
-            return {"rank": self.dist.rank, "iteration": self.iteration}
-        self.save()
-        if tc.sample_every:
-            self.save_sample()
-        summary = self._write_summary(params, times, stop_at, total)
-        if self.dist.enabled:
-            distributed.barrier()
-        return summary
-
-    # ------------------------------------------------------------ validation
+    # ============================================================ validation
     def _make_scorer(self):
         tc = self.cfg.train
         if not tc.val_every:
@@ -290,7 +386,7 @@ class Trainer:
             return self.iteration % tc.val_every == 0
         return epoch_ended and self.epoch % tc.val_every == 0
 
-    def validate(self, writer) -> dict[str, Any]:
+    def validate(self) -> dict[str, Any]:
         """Score the generator on the val split; log it, and keep ``best.pt`` when it improves."""
         result = self.scorer.score(self.model.generator)
         entry = {"iteration": self.iteration, "epoch": self.epoch, **result}
@@ -298,18 +394,17 @@ class Trainer:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps({"iter": self.iteration, "epoch": self.epoch, "val": result, "time": time.time()}) + "\n")
         for k in ("fid", "kid"):
-            writer.add_scalar(f"val/{k}", result[k], self.iteration)
+            self.writer.add_scalar(f"val/{k}", result[k], self.iteration)
         best = self.validation["best"]
         self.validation["final"] = entry
         if best is None or result[metric] < best[metric]:
             self.validation["best"] = entry
             # weights and config only: best.pt is for evaluation and translation, latest.pt for resuming
-            ckpt_io.save_atomic({k: v for k, v in self._state().items() if k not in ("optimizers", "rng")},
+            ckpt_io.save_atomic({k: v for k, v in self.state_dict().items() if k not in ("optimizers", "rng")},
                                 self.run_dir / "checkpoints" / "best.pt")
         tqdm.write(f"validation at iteration {self.iteration}: FID {result['fid']:.2f}, KID {result['kid']:.4f}"
                    + (" (best so far)" if self.validation["best"] is entry else ""), file=sys.stderr)
-        if self.on_validation is not None and self.on_validation(entry):
-            self.stopped_by_callback = True
+        self._emit("on_validation", entry)
         return entry
 
     def _note_data_problems(self, raw: dict[str, Any]) -> None:
@@ -328,22 +423,11 @@ class Trainer:
                 if path not in self.small:
                     self.small.append(path)
 
-    # -------------------------------------------------------------- outputs
+    # ================================================================ outputs
     def _tensorboard(self, purge_step: int | None):
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
 
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
-
-    def _log(self, writer, losses: dict[str, float], sec_per_iter: float) -> None:
-        lr = self.optimizers["G"].param_groups[0]["lr"]
-        record = {"iter": self.iteration, "epoch": self.epoch, "lr": lr, "sec_per_iter": sec_per_iter,
-                  "loss": losses, "time": time.time()}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        for k, v in losses.items():
-            writer.add_scalar(f"loss/{k}", v, self.iteration)
-        writer.add_scalar("train/lr", lr, self.iteration)
-        writer.add_scalar("train/sec_per_iter", sec_per_iter, self.iteration)
 
     def save_sample(self) -> None:
         """Triptych real_A | fake_B | real_B: the last batch, or in single-image training the whole
@@ -361,18 +445,20 @@ class Trainer:
         if vis:
             save_image(triptych([vis["real_A"], vis["fake_B"], vis["real_B"]]), path)
 
-    def _write_summary(self, params: dict[str, int], times: list[float], stop_at: int, total: int) -> dict[str, Any]:
+    def _write_summary(self) -> dict[str, Any]:
+        times = self.times
         summary = {
             "model": self.cfg.model.name,
             "iteration": self.iteration,
             "epoch": self.epoch,
-            "total_iterations": total,
-            "finished": self.iteration >= total,
-            "params": params,
+            "total_iterations": self.total,
+            "finished": self.iteration >= self.total,
+            "stop_reason": self.stop_reason,
+            "params": param_counts(self.model),
             "device": str(self.device),
             "processes": self.dist.world,
-            "stopped_by_callback": self.stopped_by_callback,
             "precision": self.cfg.train.precision,
+            "step": self.step.name,
             # median over logged intervals; the first interval includes warm-up
             "sec_per_iter": statistics.median(times[1:] or times) if times else None,
             "peak_memory_bytes": peak_memory_bytes(self.device),

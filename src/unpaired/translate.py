@@ -7,25 +7,31 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
 from .config import Config
-from .data.images import IMAGE_EXTENSIONS, ImageError, load_image, save_image, to_image, to_tensor
-from .models import MODELS
+from .data.images import (IMAGE_EXTENSIONS, ImageError, convert_image, list_images, load_image, save_image,
+                          to_image, to_tensor)
+from .devices import select_device
 
 
-def load_generator(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
-    """The A->B generator of a run folder or checkpoint file, in eval mode, and the run's config."""
-    return generator_from_state(ckpt_io.load(checkpoint), device)
+def load_generator(checkpoint: str | Path, device: torch.device | str = "cpu",
+                   which: str = "latest") -> tuple[torch.nn.Module, Config]:
+    """The A->B generator of a run folder (its ``which`` checkpoint) or checkpoint file, in eval
+    mode, and the run's config."""
+    return generator_from_state(ckpt_io.load(ckpt_io.resolve_path(checkpoint, which)), device)
 
 
 def generator_from_state(state: dict, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
     """The A->B generator of an already loaded checkpoint, in eval mode, and the run's config."""
-    cfg = Config.from_dict(state["config"])
-    cls = MODELS[cfg.model.name]
-    G = cls.build_generator(cfg)
-    prefix = cls.GENERATOR_PREFIX
+    from .methods import get_method
+
+    cfg = Config.from_dict(state["config"], strict=False)
+    model_cls = get_method(cfg.model.name).model
+    G = model_cls.build_generator(cfg.model, cfg.data.channels, cfg.data.crop_size)
+    prefix = model_cls.GENERATOR_PREFIX
     G.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
     return G.to(device).eval(), cfg
 
@@ -137,7 +143,7 @@ def find_images(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ImageError(f"input {path} does not exist")
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return list_images(path)
 
 
 def output_paths(inputs: list[Path], root: Path, out_dir: Path, ext: str) -> list[Path]:
@@ -152,13 +158,86 @@ def output_paths(inputs: list[Path], root: Path, out_dir: Path, ext: str) -> lis
     return outs
 
 
+class Translator:
+    """A trained A->B generator that translates images of any size: ``translator(x)``.
+
+    ``x`` is a PIL image (returned: a PIL image of the same size and mode; RGB, L, RGBA and LA keep
+    their mode, with the input's alpha channel, other modes come back as the model's RGB or L), a
+    float tensor in [-1, 1] of shape (C, H, W) or (B, C, H, W) (returned: the same shape, device and
+    dtype), or a list of these. Sides are padded to the generator's multiple and cropped back; images
+    above ``AUTO_TILE_PIXELS`` (or all, with ``tile``) are translated in overlapping tiles."""
+
+    def __init__(self, generator: torch.nn.Module, config: Config, device: torch.device | str = "cpu",
+                 tile: int | None = None, overlap: int = 128, source: str | None = None):
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self.config = config
+        self.tile, self.overlap = tile, overlap
+        self.source = source
+
+    @property
+    def channels(self) -> int:
+        return self.config.data.channels
+
+    @property
+    def method(self) -> str:
+        return self.config.model.name
+
+    def __repr__(self) -> str:
+        return f"Translator({self.method}, {self.channels} channels, {self.device}, from {self.source})"
+
+    def __call__(self, x):
+        if isinstance(x, (list, tuple)):
+            return [self(item) for item in x]
+        if isinstance(x, torch.Tensor):
+            return self.translate_tensor(x)
+        if isinstance(x, Image.Image):
+            return self.translate_image(x)
+        raise TypeError(f"translate a PIL image, a tensor (C, H, W) or (B, C, H, W) in [-1, 1], or a list of them; "
+                        f"got {type(x).__name__}")
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() not in (3, 4) or x.shape[-3] != self.channels:
+            raise ValueError(f"expected a tensor (C, H, W) or (B, C, H, W) with C = {self.channels}, "
+                             f"got shape {tuple(x.shape)}")
+        batch = x[None] if x.dim() == 3 else x
+        src = batch.to(self.device, torch.float32)
+        if self.tile is None and batch.shape[-2] * batch.shape[-1] <= AUTO_TILE_PIXELS:
+            y = translate_tensor(self.generator, src).float()
+        else:  # tiled translation works image by image
+            y = torch.cat([translate_any(self.generator, src[i:i + 1], self.tile, self.overlap)
+                           for i in range(len(src))])
+        y = y.to(x.device, x.dtype)
+        return y[0] if x.dim() == 3 else y
+
+    def translate_image(self, im: Image.Image) -> Image.Image:
+        x = to_tensor(convert_image(im, self.channels))[None]
+        out = to_image(translate_any(self.generator, x.to(self.device), self.tile, self.overlap)[0])
+        if im.mode in ("RGBA", "LA"):
+            out = out.convert(im.mode[:-1])
+            out.putalpha(im.getchannel("A"))
+        elif im.mode in ("RGB", "L"):
+            out = out.convert(im.mode)
+        return out
+
+
+def load(run_or_file: str | Path, device: torch.device | str = "auto", checkpoint: str = "latest",
+         tile: int | None = None, overlap: int = 128) -> Translator:
+    """A :class:`Translator` from a run folder (its ``checkpoint``: ``latest`` or ``best``) or a
+    checkpoint file. ``device``: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."""
+    dev = select_device(device)
+    G, cfg = load_generator(run_or_file, dev, checkpoint)
+    return Translator(G, cfg, dev, tile, overlap, source=str(run_or_file))
+
+
 def translate_files(checkpoint: str | Path, inputs: str | Path, out_dir: str | Path, device: str = "cpu",
                     ext: str = ".png", show_progress: bool = True, tile: int | None = None,
                     overlap: int = 128) -> tuple[list[Path], list[str]]:
     """Translate every image under ``inputs`` into ``out_dir``. Returns (written files, error messages):
     an unreadable file is reported and skipped, the others are still translated. Images above
     AUTO_TILE_PIXELS (or all, with ``tile``) are translated in tiles."""
-    G, cfg = load_generator(checkpoint, device)
+    translator = load(checkpoint, device, tile=tile, overlap=overlap)
     root, out_dir = Path(inputs), Path(out_dir)
     files = find_images(root)
     if not files:
@@ -167,15 +246,14 @@ def translate_files(checkpoint: str | Path, inputs: str | Path, out_dir: str | P
     written, errors = [], []
     for src, dst in tqdm(list(zip(files, targets)), desc="translate", unit="img", disable=not show_progress):
         try:
-            im = load_image(src, cfg.data.channels)
+            im = load_image(src, translator.channels)
         except ImageError as e:
             errors.append(str(e))
             tqdm.write(f"skipped: {e}", file=sys.stderr)
             continue
-        y = translate_any(G, to_tensor(im)[None].to(device), tile, overlap)
-        save_image(to_image(y[0]), dst)
+        save_image(translator.translate_image(im), dst)
         written.append(dst)
     return written, errors
 
 
-__all__ = ["load_generator", "translate_tensor", "translate_files", "find_images"]
+__all__ = ["Translator", "load", "load_generator", "translate_tensor", "translate_files", "find_images"]

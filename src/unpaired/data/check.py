@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import IMAGE_EXTENSIONS, ImageError, file_sha256, load_image
+from .images import ImageError, file_sha256, is_image_path, load_image, walk_files
 
 
 @dataclass
@@ -39,12 +39,13 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
     if not folders:
         folders = [root]
     unreadable, by_hash = [], {}
-    files = [(f, p) for f in folders for p in sorted(f.iterdir()) if p.is_file()]
+    # each top-level folder with everything below it, by the package's one listing rule
+    files = [(f, p) for f in folders for p in walk_files(f)]
     report_of = {f: FolderReport(f.name if f != root else ".") for f in folders}
     for folder, path in tqdm(files, desc="check", unit="file", disable=not show_progress):
         rep = report_of[folder]
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            rep.other_files.append(path.name)
+        if not is_image_path(path):
+            rep.other_files.append(str(path.relative_to(folder)))
             continue
         try:
             im = load_image(path, 3)  # the same decoding training uses: whatever fails here fails there
@@ -54,7 +55,7 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
         with Image.open(path) as raw:  # decodable, so this succeeds; the stored mode is what we report
             mode = raw.mode
         rep.add(im.size, mode)
-        by_hash.setdefault(file_sha256(path), []).append(f"{folder.name}/{path.name}")
+        by_hash.setdefault(file_sha256(path), []).append(f"{folder.name}/{path.relative_to(folder).as_posix()}")
     reports = [report_of[f] for f in folders]
     duplicates = [paths for paths in by_hash.values() if len({p.split("/")[0] for p in paths}) > 1]
     return {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,29 @@ class ImageError(RuntimeError):
     """An image file could not be used; the message names the file."""
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` (by extension), sorted by name."""
+def walk_files(folder: str | Path) -> list[Path]:
+    """Every file below ``folder``, recursively, sorted by relative path; names starting with '.'
+    (hidden files and folders, our own temporary files) are skipped. Links to folders are not
+    followed (a link cycle cannot hang a walk); links to files are listed."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder} is not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
+    return sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(folder).parts)
+
+
+def is_image_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The images of a folder: the one listing rule of the whole package (training sets, split
+    sources, FID folders, translation inputs, checks). Recursive, by extension, sorted by relative
+    path, hidden names skipped (see :func:`walk_files`)."""
+    return [p for p in walk_files(folder) if is_image_path(p)]
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -68,6 +86,12 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
         raise ImageError(f"cannot read image {path}: not an image file, or a format Pillow cannot decode") from None
     except Exception as e:  # truncated or corrupt data: PIL raises OSError, SyntaxError, ValueError, ...
         raise ImageError(f"cannot read image {path}: the file is corrupt or truncated ({e})") from None
+    return convert_image(im, channels, str(path))
+
+
+def convert_image(im: Image.Image, channels: int = 3, name: str = "image") -> Image.Image:
+    """Any PIL image -> 8-bit RGB (3) or L (1): 16-bit and float images scaled, palettes expanded,
+    alpha composited on white. ``name`` identifies the image in the error message."""
     try:
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
             im = _to_8bit(im)
@@ -78,7 +102,7 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
             im = Image.alpha_composite(background, im.convert("RGBA"))
         return im.convert("RGB" if channels == 3 else "L")
     except Exception as e:
-        raise ImageError(f"cannot convert image {path} (mode {im.mode}) to {'RGB' if channels == 3 else 'grayscale'}: {e}") from None
+        raise ImageError(f"cannot convert {name} (mode {im.mode}) to {'RGB' if channels == 3 else 'grayscale'}: {e}") from None
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:

@@ -71,7 +71,8 @@ def detect_layout(sources: list[Path]) -> str:
     src = sources[0]
     if (src / "trainA").is_dir() or (src / "trainB").is_dir():
         return "folders"
-    if any((src / s).is_dir() for s in SPLITS) or list_images(src):
+    # images directly in SRC (not in its subfolders, which may be the A and B folders)
+    if any((src / s).is_dir() for s in SPLITS) or any(p.parent == src for p in list_images(src)):
         return "paired"
     if len(_image_subdirs(src)) == 2:
         return "folders"
@@ -144,6 +145,21 @@ def _unique_names(paths: list[Path]) -> dict[Path, str]:
     return {p: (f"{p.parent.name}_{p.stem}.png" if stems[p.stem] > 1 else f"{p.stem}.png") for p in paths}
 
 
+def _flat_names(files: dict[str, list[Path]], tree: dict[tuple[str, str], Path], domain: str) -> dict[Path, str]:
+    """Output names of a domain's files: the path below its source folder with '/' as '_' (the
+    file name itself for flat folders). Each output folder draws from one source folder, in which
+    two files that would share a name (``a_b.png`` and ``a/b.png``) are refused."""
+    names: dict[Path, str] = {}
+    for s, paths in files.items():
+        seen: dict[str, Path] = {}
+        for p in paths:
+            name = "_".join(p.relative_to(tree[(s, domain)]).parts)
+            if name in seen:
+                raise SplitError(f"{seen[name]} and {p} would both be written as {name}; rename one of them")
+            names[p], seen[name] = name, p
+    return names
+
+
 def plan_folders(sources: list[Path], val: float, test: float, seed: int, direction: str) -> tuple[list[Item], dict]:
     if len(sources) == 2:
         tree = {("train", "A"): sources[0], ("train", "B"): sources[1]}
@@ -174,8 +190,9 @@ def plan_folders(sources: list[Path], val: float, test: float, seed: int, direct
         test_set = files.get("test", test_set)
         if not train:
             raise SplitError(f"domain {d}: no training images left after val/test; lower --val/--test")
+        names = _flat_names(files, tree, d)
         for split, chosen in (("train", train), ("val", val_set), ("test", test_set)):
-            items += [Item(split, d, p.name, p, None) for p in chosen]
+            items += [Item(split, d, names[p], p, None) for p in chosen]
         origin[f"test{d}"] = "source" if "test" in files else f"random {test:g}"
         origin[f"val{d}"] = "source" if "val" in files else f"random {val:g}"
     return items, origin

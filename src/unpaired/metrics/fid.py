@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.images import IMAGE_EXTENSIONS, ImageError, file_sha256, load_image
+from ..data.images import ImageError, file_sha256, list_images, load_image
 from .inception import WEIGHTS_SHA1, features, load_inception
 
 STATS_VERSION = 1  # bump when preprocessing or the feature pipeline changes: old caches become stale
@@ -81,10 +81,8 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, su
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageError(f"{folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """The images of ``folder`` (:func:`unpaired.data.images.list_images`); an error if there are none."""
+    files = list_images(folder)
     if not files:
         raise ImageError(f"{folder} contains no images")
     return files
@@ -154,8 +152,10 @@ def cached_folder_features(folder: str | Path, size: int | None = None, device: 
     return feats
 
 
-def score(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, float]:
-    """FID and KID (mean, std) of fake features against real features."""
-    kid, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size)
-    return {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std,
-            "n_real": int(len(real)), "n_fake": int(len(fake))}
+def score(real: np.ndarray, fake: np.ndarray, kid: bool = True, kid_subsets: int = 100,
+          kid_subset_size: int = 1000) -> dict[str, float]:
+    """FID and (unless ``kid=False``) KID mean and std of fake features against real features."""
+    result = {"fid": fid_from_features(real, fake)}
+    if kid:
+        result["kid"], result["kid_std"] = kid_from_features(real, fake, kid_subsets, kid_subset_size)
+    return {**result, "n_real": int(len(real)), "n_fake": int(len(fake))}

@@ -10,6 +10,7 @@ import torch
 
 from ..amp import Precision
 from ..config import Config, resolve
+from ..step import TrainStep
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -32,7 +33,7 @@ def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg).to(device)
     optimizers = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2), cfg.train.adam_eps)
-    amp = Precision(cfg.train.precision, device)
+    step = TrainStep(model, optimizers, Precision(cfg.train.precision, device))
     shape = (cfg.data.batch_size, cfg.data.channels, cfg.data.crop_size, cfg.data.crop_size)
     batch = {k: torch.rand(shape, device=device) * 2 - 1 for k in ("A", "B")}
     if device.type == "cuda":
@@ -42,8 +43,7 @@ def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup:
     for i in range(warmup + iters):
         _sync(device)
         t0 = time.perf_counter()
-        model.train_step(batch, optimizers, amp)
-        amp.update()
+        step(batch)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)

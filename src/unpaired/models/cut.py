@@ -1,61 +1,100 @@
 """CUT, FastCUT and SinCUT (Park et al., "Contrastive Learning for Unpaired Image-to-Image
 Translation", 2020).
 
-One class serves all three; they differ only in configuration (``unpaired.config.PRESETS``):
-FastCUT is CUT without identity PatchNCE, with lambda_NCE 10 and flip-equivariance; SinCUT uses the
+One class serves all three; they differ only in their presets (``unpaired.methods``): FastCUT is
+CUT without identity PatchNCE, with lambda_NCE 10 and flip-equivariance; SinCUT uses the
 StyleGAN2-style networks, a nonsaturating GAN with R1 on real images, an identity L1 term,
 minibatch negatives, and a discriminator on tiles of the crops. Focal PatchNCE is a loss setting.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import torch.nn.functional as nnf
+from torch.profiler import record_function
 
-from ..amp import Precision
-from ..config import Config
+from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss, PatchNCELoss
 from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 
+@dataclass
+class CUTConfig(ModelConfig):
+    """Options of CUT, FastCUT and SinCUT (the ``model:`` section)."""
+    lambda_gan: float = 1.0
+    lambda_nce: float = 1.0
+    nce_idt: bool = True              # identity PatchNCE on domain B (CUT)
+    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
+    num_patches: int = 256            # sampled locations per layer
+    nce_temperature: float = 0.07
+    nce_negatives: str = "image"      # image (CUT/FastCUT) | batch (SinCUT)
+    focal_gamma: float = 0.0          # 0 with alpha 1 = cross-entropy PatchNCE
+    focal_alpha: float = 1.0
+    flip_equivariance: bool = False   # FastCUT's flip augmentation
+    projector_dim: int = 256          # width of the projection head F
+    generator: str = "resnet"         # resnet (CUT) | stylegan2 (SinCUT)
+    discriminator: str = "patchgan"   # patchgan (CUT) | stylegan2 (SinCUT)
+    g_downsampling: int = 1           # stylegan2 generator: number of downsamplings
+    d_tile_size: int = 0              # cut crops into tiles of this size before D (0 = whole crop)
+    lambda_r1: float = 0.0            # R1 penalty on real images (SinCUT 1)
+    lambda_identity: float = 0.0      # L1 between G(B) and B (SinCUT 1)
+
+    def problems(self, data: DataConfig) -> list[str]:
+        checks = [
+            (self.nce_negatives in ("image", "batch"), f"model.nce_negatives must be image or batch, got {self.nce_negatives!r}"),
+            (len(self.nce_layers) > 0 and sorted(set(self.nce_layers)) == self.nce_layers,
+             f"model.nce_layers must be distinct increasing layer indices, got {self.nce_layers}"),
+            (self.num_patches >= 1, f"model.num_patches must be >= 1, got {self.num_patches}"),
+            (self.focal_gamma >= 0 and self.focal_alpha > 0, "model.focal_gamma must be >= 0 and model.focal_alpha > 0"),
+            (self.generator in ("resnet", "stylegan2") and self.discriminator in ("patchgan", "stylegan2"),
+             "model.generator must be resnet or stylegan2 and model.discriminator patchgan or stylegan2"),
+            (self.d_tile_size == 0 or (self.d_tile_size >= 8 and data.crop_size % self.d_tile_size == 0),
+             f"model.d_tile_size ({self.d_tile_size}) must divide data.crop_size ({data.crop_size}) (0 = no tiles)"),
+            (self.discriminator != "stylegan2" or (lambda s: s >= 8 and s & (s - 1) == 0)(self.d_tile_size or data.crop_size),
+             "the stylegan2 discriminator needs a power-of-two input: set model.d_tile_size (or data.crop_size) to 64, 128, ..."),
+            (self.lambda_identity == 0 or self.nce_idt, "model.lambda_identity needs model.nce_idt: true (G(B) is computed for it)"),
+        ]
+        return super().problems(data) + [msg for ok, msg in checks if not ok]
+
+
 class CUT(nn.Module):
     """Generator G, discriminator D and projection head F, with the CUT training step."""
 
+    config_class = CUTConfig
     GENERATOR_PREFIX = "G."  # where the A->B generator's weights sit in this module's state dict
 
     @staticmethod
-    def build_generator(cfg: Config) -> nn.Module:
-        c, m = cfg.data.channels, cfg.model
-        if m.generator == "stylegan2":
-            return StyleGAN2Generator(c, c, m.ngf, m.n_blocks, m.g_downsampling, cfg.data.crop_size)
-        return ResnetGenerator(c, c, m.ngf, m.n_blocks)
+    def build_generator(cfg: CUTConfig, channels: int = 3, crop_size: int = 256) -> nn.Module:
+        if cfg.generator == "stylegan2":
+            return StyleGAN2Generator(channels, channels, cfg.ngf, cfg.n_blocks, cfg.g_downsampling, crop_size)
+        return ResnetGenerator(channels, channels, cfg.ngf, cfg.n_blocks)
 
     @staticmethod
-    def build_discriminator(cfg: Config) -> nn.Module:
-        c, m = cfg.data.channels, cfg.model
-        if m.discriminator == "stylegan2":
-            return StyleGAN2Discriminator(c, m.ndf, m.d_tile_size or cfg.data.crop_size)
-        return PatchGANDiscriminator(c, m.ndf, m.n_layers_d)
+    def build_discriminator(cfg: CUTConfig, channels: int = 3, crop_size: int = 256) -> nn.Module:
+        if cfg.discriminator == "stylegan2":
+            return StyleGAN2Discriminator(channels, cfg.ndf, cfg.d_tile_size or crop_size)
+        return PatchGANDiscriminator(channels, cfg.ndf, cfg.n_layers_d)
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: CUTConfig, channels: int = 3, crop_size: int = 256):
         super().__init__()
-        m, c = cfg.model, cfg.data.channels
-        self.cfg = m
+        self.cfg = cfg
         # the StyleGAN2 networks keep their own N(0, 1) init (equalized learning rate), as the reference
-        self.G = self.build_generator(cfg)
-        self.D = self.build_discriminator(cfg)
-        if m.generator == "resnet":
-            init_weights(self.G, m.init_gain)
-        if m.discriminator == "patchgan":
-            init_weights(self.D, m.init_gain)
+        self.G = self.build_generator(cfg, channels, crop_size)
+        self.D = self.build_discriminator(cfg, channels, crop_size)
+        if cfg.generator == "resnet":
+            init_weights(self.G, cfg.init_gain)
+        if cfg.discriminator == "patchgan":
+            init_weights(self.D, cfg.init_gain)
         # F's heads are sized from G's feature shapes; channel counts do not depend on image size,
         # so a small probe gives them without waiting for the first batch (and resume can load F).
         with torch.no_grad():
-            probe = self.G.encode(torch.zeros(1, c, 32, 32), m.nce_layers)
-        self.F = init_weights(PatchSampleMLP.from_features(probe, m.projector_dim), m.init_gain)
-        self.gan_loss = GANLoss(m.gan_mode)
-        self.nce_loss = PatchNCELoss(m.nce_temperature, m.focal_gamma, m.focal_alpha, m.nce_negatives)
+            probe = self.G.encode(torch.zeros(1, channels, 32, 32), cfg.nce_layers)
+        self.F = init_weights(PatchSampleMLP.from_features(probe, cfg.projector_dim), cfg.init_gain)
+        self.gan_loss = GANLoss(cfg.gan_mode)
+        self.nce_loss = PatchNCELoss(cfg.nce_temperature, cfg.focal_gamma, cfg.focal_alpha, cfg.nce_negatives)
 
     @property
     def generator(self) -> nn.Module:
@@ -84,9 +123,11 @@ class CUT(nn.Module):
         """A -> B for images in [-1, 1] whose sides are multiples of 4."""
         return self.G(x)
 
-    def nce(self, feat_k: list[torch.Tensor], tgt: torch.Tensor, flipped: bool) -> torch.Tensor:
+    def nce(self, feat_k: list[torch.Tensor], tgt: torch.Tensor, flipped: bool,
+            positive_prob: list[torch.Tensor] | None = None) -> torch.Tensor:
         """PatchNCE between the input's features ``feat_k`` (keys) and the output ``tgt`` (queries),
-        averaged over layers."""
+        averaged over layers. ``positive_prob`` receives each layer's mean softmax probability of
+        the positive (the quantity the focal loss reweights)."""
         layers = self.cfg.nce_layers
         feat_q = self.G.encode(tgt, layers)
         if flipped:  # the output was made from a flipped input: flip its features back
@@ -94,19 +135,23 @@ class CUT(nn.Module):
         with torch.no_grad():  # PatchNCE detaches the keys: no graph needed through G or F
             key, ids = self.F([f.detach() for f in feat_k], self.cfg.num_patches)
         query, _ = self.F(feat_q, self.cfg.num_patches, ids)
-        total = sum(self.nce_loss(q, k).mean() for q, k in zip(query, key))
+        total = 0
+        for q, k in zip(query, key):
+            log_p = self.nce_loss.positive_log_prob(q, k)
+            total = total + self.nce_loss.from_log_prob(log_p).mean()
+            if positive_prob is not None:
+                positive_prob.append(log_p.detach().exp().mean())
         return total * self.cfg.lambda_nce / len(layers)
 
-    def train_step(self, batch: dict[str, torch.Tensor], opt: dict[str, torch.optim.Optimizer],
-                   amp: Precision) -> dict[str, torch.Tensor]:
-        """One iteration: D update, then G and F update. Returns detached losses."""
+    def train_step(self, batch: dict[str, torch.Tensor], step) -> dict[str, torch.Tensor]:
+        """One iteration: D update, then G and F update (``step``: :class:`unpaired.step.TrainStep`)."""
         m = self.cfg
         real_a, real_b = batch["A"], batch["B"]
         n = real_a.shape[0]
         real = torch.cat([real_a, real_b]) if m.nce_idt else real_a
         flipped = m.flip_equivariance and bool(torch.rand(()) < 0.5)
 
-        with amp.autocast():
+        with record_function("G_forward"), step.autocast():
             if flipped:
                 fake = self.G(torch.flip(real, [3]))
                 with torch.no_grad():  # keys come from the unflipped input
@@ -120,38 +165,40 @@ class CUT(nn.Module):
 
         # D step (before G, as the reference)
         self.D.requires_grad_(True)
-        opt["D"].zero_grad(set_to_none=True)
         real_b_d = real_b.detach().requires_grad_(True) if m.lambda_r1 > 0 else real_b
-        with amp.autocast():
-            loss_d_fake = self.gan_loss(self.discriminate(fake_b.detach()), False)
+        with record_function("D_forward"), step.autocast():
+            pred_fake = self.discriminate(fake_b.detach())
+            loss_d_fake = self.gan_loss(pred_fake, False)
             pred_real = self.discriminate(real_b_d)
             loss_d_real = self.gan_loss(pred_real, True)
             loss_d = 0.5 * (loss_d_fake + loss_d_real)
             if m.lambda_r1 > 0:
                 loss_r1 = self.r1_penalty(pred_real, real_b_d)
                 loss_d = loss_d + loss_r1
-        amp.backward(loss_d)
-        amp.step(opt["D"])
+        step.record("D_real_mean", pred_real.float().mean())
+        step.record("D_fake_mean", pred_fake.float().mean())
+        step.update("D", loss_d)
 
         # G and F step; D's parameters need no gradients here
         self.D.requires_grad_(False)
-        opt["G"].zero_grad(set_to_none=True)
-        opt["F"].zero_grad(set_to_none=True)
-        with amp.autocast():
-            loss_g_gan = self.gan_loss(self.discriminate(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 \
-                else fake_b.new_zeros(())
-            loss_nce = self.nce([k[:n] for k in keys], fake_b, flipped)
-            if m.nce_idt:
-                loss_nce_y = self.nce([k[n:] for k in keys], idt_b, flipped)
-                loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
-            else:
-                loss_g = loss_g_gan + loss_nce
+        positive_prob: list[torch.Tensor] = []
+        with step.autocast():
+            with record_function("G_gan_loss"):
+                loss_g_gan = self.gan_loss(self.discriminate(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 \
+                    else fake_b.new_zeros(())
+            with record_function("NCE"):
+                loss_nce = self.nce([k[:n] for k in keys], fake_b, flipped, positive_prob)
+                if m.nce_idt:
+                    loss_nce_y = self.nce([k[n:] for k in keys], idt_b, flipped)
+                    loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
+                else:
+                    loss_g = loss_g_gan + loss_nce
             if m.lambda_identity > 0:  # SinCUT: G should leave target-domain images unchanged
-                loss_idt = F.l1_loss(idt_b.float(), real_b) * m.lambda_identity
+                loss_idt = nnf.l1_loss(idt_b.float(), real_b) * m.lambda_identity
                 loss_g = loss_g + loss_idt
-        amp.backward(loss_g)
-        amp.step(opt["G"])
-        amp.step(opt["F"])
+        for layer, p in zip(m.nce_layers, positive_prob):
+            step.record(f"nce_p_pos_layer{layer}", p)
+        step.update(["G", "F"], loss_g)
 
         out = {"D_real": loss_d_real, "D_fake": loss_d_fake, "G_GAN": loss_g_gan, "NCE": loss_nce, "G": loss_g}
         if m.nce_idt:
@@ -162,7 +209,7 @@ class CUT(nn.Module):
             out["idt"] = loss_idt
         shown = torch.flip(fake_b, [3]) if flipped else fake_b
         self._last = {"real_A": real_a, "fake_B": shown.detach(), "real_B": real_b}
-        return {k: v.detach() for k, v in out.items()}
+        return out
 
     def visuals(self) -> dict[str, torch.Tensor]:
         """Images of the last train step, for sample triptychs: real_A, fake_B, real_B."""

@@ -7,13 +7,14 @@ a pool of 50 past fakes for each discriminator, and G updated before D.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.profiler import record_function
 
-from ..amp import Precision
-from ..config import Config
+from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss
 from ..nets import PatchGANDiscriminator, ResnetGenerator, init_weights
 
@@ -57,20 +58,33 @@ class ImagePool(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
 
+@dataclass
+class CycleGANConfig(ModelConfig):
+    """Options of the CycleGAN baseline (the ``model:`` section)."""
+    lambda_cycle: float = 10.0        # cycle-consistency L1 weight (both directions)
+    cycle_identity: float = 0.5       # identity L1 weight, as a fraction of lambda_cycle
+    pool_size: int = 50               # history of fakes shown to the discriminators
+
+    def problems(self, data: DataConfig) -> list[str]:
+        ok = self.lambda_cycle >= 0 and self.cycle_identity >= 0 and self.pool_size >= 0
+        return super().problems(data) + ([] if ok else ["model.lambda_cycle, model.cycle_identity and "
+                                                        "model.pool_size must be >= 0"])
+
+
 class CycleGAN(nn.Module):
+    config_class = CycleGANConfig
     GENERATOR_PREFIX = "G_A."
 
     @staticmethod
-    def build_generator(cfg: Config) -> nn.Module:
-        c = cfg.data.channels
-        return ResnetGenerator(c, c, cfg.model.ngf, cfg.model.n_blocks)
+    def build_generator(cfg: CycleGANConfig, channels: int = 3, crop_size: int = 256) -> nn.Module:
+        return ResnetGenerator(channels, channels, cfg.ngf, cfg.n_blocks)
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: CycleGANConfig, channels: int = 3, crop_size: int = 256):
         super().__init__()
-        m, c = cfg.model, cfg.data.channels
+        m, c = cfg, channels
         self.cfg = m
-        self.G_A = init_weights(self.build_generator(cfg), m.init_gain)   # A -> B
-        self.G_B = init_weights(self.build_generator(cfg), m.init_gain)   # B -> A
+        self.G_A = init_weights(self.build_generator(cfg, c), m.init_gain)   # A -> B
+        self.G_B = init_weights(self.build_generator(cfg, c), m.init_gain)   # B -> A
         self.D_A = init_weights(PatchGANDiscriminator(c, m.ndf, m.n_layers_d), m.init_gain)  # judges B
         self.D_B = init_weights(PatchGANDiscriminator(c, m.ndf, m.n_layers_d), m.init_gain)  # judges A
         self.pool_A = ImagePool(m.pool_size)  # fakes of domain A, for D_B
@@ -89,8 +103,8 @@ class CycleGAN(nn.Module):
     def translate(self, x: torch.Tensor) -> torch.Tensor:
         return self.G_A(x)
 
-    def train_step(self, batch: dict[str, torch.Tensor], opt: dict[str, torch.optim.Optimizer],
-                   amp: Precision) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: dict[str, torch.Tensor], step) -> dict[str, torch.Tensor]:
+        """One iteration: G update, then D update on pooled fakes (``step``: :class:`unpaired.step.TrainStep`)."""
         m = self.cfg
         real_a, real_b = batch["A"], batch["B"]
         lam, idt_w = m.lambda_cycle, m.cycle_identity
@@ -98,42 +112,44 @@ class CycleGAN(nn.Module):
         # G step first (the reference's order), with both discriminators frozen
         self.D_A.requires_grad_(False)
         self.D_B.requires_grad_(False)
-        opt["G"].zero_grad(set_to_none=True)
-        with amp.autocast():
-            fake_b = self.G_A(real_a)
-            rec_a = self.G_B(fake_b)
-            fake_a = self.G_B(real_b)
-            rec_b = self.G_A(fake_a)
-            loss_g_a = self.gan_loss(self.D_A(fake_b), True)
-            loss_g_b = self.gan_loss(self.D_B(fake_a), True)
+        with step.autocast():
+            with record_function("G_forward"):
+                fake_b = self.G_A(real_a)
+                rec_a = self.G_B(fake_b)
+                fake_a = self.G_B(real_b)
+                rec_b = self.G_A(fake_a)
+            with record_function("G_gan_loss"):
+                loss_g_a = self.gan_loss(self.D_A(fake_b), True)
+                loss_g_b = self.gan_loss(self.D_B(fake_a), True)
             loss_cyc_a = F.l1_loss(rec_a.float(), real_a) * lam
             loss_cyc_b = F.l1_loss(rec_b.float(), real_b) * lam
             loss_g = loss_g_a + loss_g_b + loss_cyc_a + loss_cyc_b
             if idt_w > 0:
-                loss_idt_a = F.l1_loss(self.G_A(real_b).float(), real_b) * lam * idt_w
-                loss_idt_b = F.l1_loss(self.G_B(real_a).float(), real_a) * lam * idt_w
+                with record_function("G_identity"):
+                    loss_idt_a = F.l1_loss(self.G_A(real_b).float(), real_b) * lam * idt_w
+                    loss_idt_b = F.l1_loss(self.G_B(real_a).float(), real_a) * lam * idt_w
                 loss_g = loss_g + loss_idt_a + loss_idt_b
-        amp.backward(loss_g)
-        amp.step(opt["G"])
+        step.update("G", loss_g)
 
         # D step on pooled fakes
         self.D_A.requires_grad_(True)
         self.D_B.requires_grad_(True)
-        opt["D"].zero_grad(set_to_none=True)
         pooled_b = self.pool_B.query(fake_b.detach())
         pooled_a = self.pool_A.query(fake_a.detach())
-        with amp.autocast():
-            loss_d_a = 0.5 * (self.gan_loss(self.D_A(real_b), True) + self.gan_loss(self.D_A(pooled_b), False))
+        with record_function("D_forward"), step.autocast():
+            pred_real_b, pred_fake_b = self.D_A(real_b), self.D_A(pooled_b)
+            loss_d_a = 0.5 * (self.gan_loss(pred_real_b, True) + self.gan_loss(pred_fake_b, False))
             loss_d_b = 0.5 * (self.gan_loss(self.D_B(real_a), True) + self.gan_loss(self.D_B(pooled_a), False))
-        amp.backward(loss_d_a + loss_d_b)
-        amp.step(opt["D"])
+        step.record("D_real_mean", pred_real_b.float().mean())  # D_A, the judge of the target domain
+        step.record("D_fake_mean", pred_fake_b.float().mean())
+        step.update("D", loss_d_a + loss_d_b)
 
         out = {"D_A": loss_d_a, "G_A": loss_g_a, "cycle_A": loss_cyc_a, "D_B": loss_d_b, "G_B": loss_g_b,
                "cycle_B": loss_cyc_b, "G": loss_g}
         if idt_w > 0:
             out.update(idt_A=loss_idt_a, idt_B=loss_idt_b)
         self._last = {"real_A": real_a, "fake_B": fake_b.detach(), "real_B": real_b}
-        return {k: v.detach() for k, v in out.items()}
+        return out
 
     def visuals(self) -> dict[str, torch.Tensor]:
         return getattr(self, "_last", {})

@@ -1,0 +1,104 @@
+"""The method registry: each method is registered once, with its model class, preset and display name.
+
+``--model`` choices, :func:`unpaired.preset`, checkpoint loading and the report's method names all
+read this table. Adding a method is one model file (an ``nn.Module`` with a ``config_class``, see
+``models/cut.py``) and one :func:`register_method` call::
+
+    register_method("mymethod", MyModel, display="MyMethod", preset={"train": {"epochs": 50}},
+                    description="what it is, in one line")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Any, Mapping
+
+from .config import ConfigError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str                          # what --model and preset() take, and what checkpoints record
+    model: type                        # nn.Module class: config_class, make_optimizers, train_step, ...
+    display: str                       # family name in tables: CUT, FastCUT, SinCUT, CycleGAN
+    preset: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # overrides per config section
+    description: str = ""
+
+    @property
+    def config_class(self) -> type:
+        return self.model.config_class
+
+    def label(self, model_options: Mapping[str, Any]) -> str:
+        """How a report names a run: 'CUT - CE', 'FastCUT - Focal (gamma 2, alpha 0.25)', 'CycleGAN'."""
+        if "focal_gamma" not in model_options:
+            return self.display
+        g, a = model_options["focal_gamma"], model_options["focal_alpha"]
+        return f"{self.display} - CE" if (g, a) == (0, 1) else f"{self.display} - Focal (gamma {g:g}, alpha {a:g})"
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, model: type, display: str, preset: Mapping[str, Mapping[str, Any]] | None = None,
+                    description: str = "") -> Method:
+    """Make a method available to the CLI, the Python API, checkpoints and reports."""
+    if not hasattr(model, "config_class"):
+        raise TypeError(f"{model.__name__} needs a config_class attribute (a ModelConfig subclass)")
+    method = Method(name, model, display, preset or {}, description)
+    METHODS[name] = method
+    all_model_options.cache_clear()
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(METHODS)}") from None
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+@lru_cache(maxsize=1)
+def all_model_options() -> frozenset[str]:
+    """Every model option of every method (configs saved before the split into per-method options
+    held all of them; loading such a config drops those of other methods)."""
+    return frozenset(f.name for m in METHODS.values() for f in fields(m.config_class))
+
+
+# ----------------------------------------------------------------------------- the built-in methods
+def _register_builtin() -> None:
+    from .models.cut import CUT
+    from .models.cyclegan import CycleGAN
+
+    focal = {"focal_gamma": 2.0, "focal_alpha": 0.25}
+    fastcut = {"nce_idt": False, "lambda_nce": 10.0, "flip_equivariance": True}
+    fastcut_train = {"epochs": 150, "epochs_decay": 50}
+    # SinCUT: the reference's sincut_model.py defaults, with the thesis's 128 px crops cut into 64 px
+    # tiles for the discriminator (d_tile_size = crop_size gives the reference's setting)
+    sincut_model = {"generator": "stylegan2", "discriminator": "stylegan2", "ngf": 10, "ndf": 8,
+                    "g_downsampling": 1, "gan_mode": "nonsaturating", "lambda_nce": 4.0, "nce_idt": True,
+                    "nce_layers": [0, 2, 4], "num_patches": 1, "nce_negatives": "batch", "lambda_r1": 1.0,
+                    "lambda_identity": 1.0, "d_tile_size": 64}
+    sincut_rest = {"data": {"mode": "single", "crop_size": 128, "load_size": 128, "batch_size": 16},
+                   "train": {"lr": 2e-3, "beta1": 0.0, "beta2": 0.99, "epochs": 8, "epochs_decay": 8,
+                             "sample_every": 1000, "save_every": 5000}}
+    register_method("cut", CUT, "CUT", {},
+                    "identity PatchNCE on B, lambda_NCE 1, 200 + 200 epochs (the paper's CUT)")
+    register_method("cut-focal", CUT, "CUT", {"model": focal}, "CUT with focal PatchNCE (gamma 2, alpha 0.25)")
+    register_method("fastcut", CUT, "FastCUT", {"model": fastcut, "train": fastcut_train},
+                    "no identity NCE, lambda_NCE 10, flip-equivariance, 150 + 50 epochs")
+    register_method("fastcut-focal", CUT, "FastCUT", {"model": {**fastcut, **focal}, "train": fastcut_train},
+                    "FastCUT with focal PatchNCE (gamma 2, alpha 0.25)")
+    register_method("sincut", CUT, "SinCUT", {"model": sincut_model, **sincut_rest},
+                    "one image per domain: StyleGAN2-style G/D, R1, identity L1, 16 crops of 128 px")
+    register_method("sincut-focal", CUT, "SinCUT", {"model": {**sincut_model, **focal}, **sincut_rest},
+                    "SinCUT with focal PatchNCE (gamma 2, alpha 0.25)")
+    # CycleGAN paper schedule: 100 epochs at constant LR, 100 of linear decay
+    register_method("cyclegan", CycleGAN, "CycleGAN", {"train": {"epochs": 100, "epochs_decay": 100}},
+                    "baseline: two ResNet-9 G, two PatchGAN D, cycle L1 10, identity 0.5, pool 50")
+
+
+_register_builtin()
