@@ -73,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"           # fp32 | bf16 | fp16
+    compile: str = "auto"             # auto | off | compile: how the training step runs (unpaired.step)
     log_every: int = 10               # iterations between metrics.jsonl / TensorBoard entries
     sample_every: int = 500           # iterations between triptych PNGs (0 = never)
     save_every: int = 1000            # iterations between checkpoints (0 = only at the end)
@@ -121,8 +122,10 @@ class Config:
         return cfg
 
 
+STEP_MODES = ("auto", "off", "compile")  # train.compile: see unpaired.step.build_step
+
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
-RUNTIME_FIELDS = {"train.iters", "train.device", "train.log_every", "train.sample_every",
+RUNTIME_FIELDS = {"train.iters", "train.device", "train.compile", "train.log_every", "train.sample_every",
                   "train.save_every", "data.num_workers", "data.root", "data.strict",
                   "train.val_every", "train.val_unit", "train.val_num", "data.image_a", "data.image_b"}
 
@@ -245,6 +248,7 @@ def resolve(cfg: Config) -> Config:
          "train.epochs and train.epochs_decay must be >= 0 with a positive sum"),
         (t.iters is None or t.iters >= 1, f"train.iters must be >= 1, got {t.iters}"),
         (t.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}"),
+        (t.compile in STEP_MODES, f"train.compile must be one of {', '.join(STEP_MODES)}, got {t.compile!r}"),
         (d.mode in ("unaligned", "single"), f"data.mode must be unaligned or single, got {d.mode!r}"),
         (d.zoom_max >= 1 and d.epoch_length >= 1, "data.zoom_max must be >= 1 and data.epoch_length >= 1"),
         (t.log_every >= 1 and t.sample_every >= 0 and t.save_every >= 0,

@@ -118,3 +118,12 @@ class TrainStep:
 
     def load_state_dict(self, state: dict) -> None:
         self.scaler.load_state_dict(state)
+
+
+def build_step(model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], precision: Precision,
+               mode: str = "auto", average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None,
+               log=print) -> TrainStep:
+    """The training step for ``train.compile`` = ``mode`` (auto | off | compile) on this device.
+    ``log`` receives one line saying which step runs (and why, when a faster one could not be used)."""
+    step = TrainStep(model, optimizers, precision, average_gradients)
+    return step

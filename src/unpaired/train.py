@@ -42,7 +42,7 @@ from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .devices import select_device
 from .metrics.profile import peak_memory_bytes
 from .models import build_model, param_counts
-from .step import StepResult, TrainStep
+from .step import StepResult, TrainStep, build_step
 from .translate import eval_mode, translate_any
 
 __all__ = ["Trainer", "Callback", "GracefulInterrupt", "select_device", "seed_everything", "linear_decay"]
@@ -200,9 +200,10 @@ class Trainer:
         return state
 
     def make_step(self) -> TrainStep:
-        """The object the loop calls once per iteration (override for a compiled step)."""
-        return TrainStep(self.model, self.optimizers, self.precision,
-                         distributed.average_gradients if self.dist.enabled else None)
+        """The object the loop calls once per iteration: eager or compiled (``train.compile``)."""
+        return build_step(self.model, self.optimizers, self.precision, self.cfg.train.compile,
+                          distributed.average_gradients if self.dist.enabled else None,
+                          log=(lambda line: tqdm.write(line, file=sys.stderr)) if self.dist.is_main else (lambda line: None))
 
     def restore(self, state: dict[str, Any] | None) -> None:
         """Networks, optimizers, schedules, loss scaler, data position and RNG states from a checkpoint."""
