@@ -21,7 +21,7 @@ TRAIN_FLAGS = {
     "batch_size": "data.batch_size", "num_workers": "data.num_workers",
     "epochs": "train.epochs", "epochs_decay": "train.epochs_decay", "iters": "train.iters",
     "save_every": "train.save_every", "sample_every": "train.sample_every", "device": "train.device",
-    "precision": "train.precision", "seed": "train.seed", "strict": "data.strict",
+    "precision": "train.precision", "compile": "train.compile", "seed": "train.seed", "strict": "data.strict",
     "val_every": "train.val_every", "val_unit": "train.val_unit", "val_num": "train.val_num",
     "image_a": "data.image_a", "image_b": "data.image_b",
 }
@@ -265,6 +265,10 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-every", type=int, help="iterations between sample triptychs (default 500; 0 = off)")
     t.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    t.add_argument("--compile", choices=["auto", "off", "compile"],
+                   help="how the training step runs: off = eager; compile = networks compiled with torch.compile "
+                        "(first iteration compiles; same results to float rounding); auto (default) = the fastest "
+                        "exact path measured for the device (README, Speed); the log and summary.json say which ran")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--val-every", type=int, metavar="N",
                    help="score FID/KID on DIR/valA -> DIR/valB every N --val-unit and keep checkpoints/best.pt (0 = off)")

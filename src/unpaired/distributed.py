@@ -68,12 +68,19 @@ def broadcast_module(module: torch.nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
+def collective_device() -> torch.device:
+    """Where tensors for a collective must live: NCCL reduces CUDA tensors only, gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def mean_across(values: dict[str, float]) -> dict[str, float]:
     """Average a dict of floats over all processes (for logging)."""
     if not dist.is_initialized():
         return values
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=collective_device())
     dist.all_reduce(t)
     t /= dist.get_world_size()
     return dict(zip(keys, t.tolist()))
@@ -83,7 +90,7 @@ def any_across(flag: bool) -> bool:
     """True on every process if it is True on any (e.g. a Ctrl-C seen by one of them)."""
     if not dist.is_initialized():
         return flag
-    t = torch.tensor([1 if flag else 0])
+    t = torch.tensor([1 if flag else 0], device=collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 

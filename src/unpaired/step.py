@@ -11,12 +11,20 @@ Everything returned stays on the device: the Trainer reads values only when it l
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, NamedTuple
 
 import torch
 from torch.profiler import record_function
 
 from .amp import Precision
+
+
+def adam(params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.Adam:
+    """Adam as the reference configures it; on CUDA the fused kernel (one launch for all parameters)."""
+    params = list(params)
+    fused = bool(params) and params[0].is_cuda
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
 
 
 class StepResult(NamedTuple):
@@ -120,10 +128,97 @@ class TrainStep:
         self.scaler.load_state_dict(state)
 
 
+# the methods through which models call their networks (generators: whole pass, PatchNCE taps)
+COMPILED_METHODS = ("forward", "encode", "forward_with_features")
+
+
+def compile_networks(model: torch.nn.Module, **options) -> list[str]:
+    """``torch.compile`` the networks of a model in place (state dict keys are unchanged): each
+    trainable child's ``forward`` and, for generators, ``encode`` / ``forward_with_features``.
+    Returns the names of the compiled networks."""
+    compiled = []
+    for name, net in model.named_children():
+        if not any(p.requires_grad for p in net.parameters()) or name == "F":
+            continue  # loss modules; F is a few small MLPs around randperm and gathers: nothing to fuse
+        for method in COMPILED_METHODS:
+            if hasattr(net, method):
+                setattr(net, method, torch.compile(getattr(net, method), **options))
+        compiled.append(name)
+    return compiled
+
+
+class CompiledStep(TrainStep):
+    """The eager step with the networks compiled by ``torch.compile`` (inductor): fused elementwise
+    kernels around the convolutions. Random ops keep PyTorch's generators (``fallback_random``), so
+    the sequence of random numbers, and with it exact resume, is that of the eager step; the values
+    agree with it to float rounding.
+
+    Compilation happens during the first step. Should it fail, the networks, optimizers and RNG
+    are put back as they were before that step, one line says why, and training goes on eagerly."""
+
+    name = "compile"
+
+    def __init__(self, *args, log=print, **kwargs):
+        super().__init__(*args, **kwargs)
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fallback_random = True
+        self.log = log
+        self._originals = {name: {m: net.__dict__.get(m) for m in COMPILED_METHODS}
+                           for name, net in self.model.named_children()}
+        self.compiled = compile_networks(self.model)
+        self._first = True
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> StepResult:
+        if not self._first:
+            return super().__call__(batch)
+        from . import checkpoint as ckpt_io
+
+        saved = (copy.deepcopy(self.model.state_dict()), copy.deepcopy({k: o.state_dict() for k, o in self.optimizers.items()}),
+                 ckpt_io.rng_state())
+        try:
+            result = super().__call__(batch)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, saying so
+            self.model.load_state_dict(saved[0])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(saved[1][k])
+            ckpt_io.set_rng_state(saved[2])
+            self._uncompile()
+            self.log(f"step: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                     f"training with the eager step instead")
+            result = super().__call__(batch)
+        self._first = False
+        return result
+
+    def _uncompile(self) -> None:
+        for name, net in self.model.named_children():
+            for method, original in self._originals.get(name, {}).items():
+                if original is None:
+                    net.__dict__.pop(method, None)
+                else:
+                    setattr(net, method, original)
+        self.name, self.compiled = "eager", []
+
+
+def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
+    """The step mode ``auto`` stands for on this device, and why."""
+    if mode != "auto":
+        return mode, "asked for"
+    # measured on a 2-core CPU (README, Speed): compiling costs minutes of start-up for a few
+    # per cent per step; on GPUs the compiled step has not been measured yet (benchmarks/gpu_check.sh)
+    return "off", f"auto on {device.type}"
+
+
 def build_step(model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], precision: Precision,
                mode: str = "auto", average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None,
                log=print) -> TrainStep:
     """The training step for ``train.compile`` = ``mode`` (auto | off | compile) on this device.
-    ``log`` receives one line saying which step runs (and why, when a faster one could not be used)."""
-    step = TrainStep(model, optimizers, precision, average_gradients)
-    return step
+    ``log`` receives one line saying which step runs and why."""
+    chosen, why = choose_mode(mode, precision.device)
+    if chosen == "compile":
+        step = CompiledStep(model, optimizers, precision, average_gradients, log=log)
+        log(f"step: compiled with torch.compile ({why}; networks {', '.join(step.compiled)}; the first "
+            f"iteration compiles)")
+        return step
+    log(f"step: eager ({why})")
+    return TrainStep(model, optimizers, precision, average_gradients)

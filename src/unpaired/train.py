@@ -239,7 +239,7 @@ class Trainer:
         batches = iter(loader)
         self._t_last = time.perf_counter()
         try:
-            while self.iteration < self.stop_at and not distributed.any_across(self.stop_reason is not None):
+            while self.iteration < self.stop_at and not self._stop_agreed():
                 raw = next(batches)
                 if main:
                     self._note_data_problems(raw)
@@ -279,6 +279,13 @@ class Trainer:
         return self.summary
 
     # ========================================================== loop pieces
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now. Under torchrun every process must stop at the same iteration; they
+        agree at logging iterations only, so no iteration pays an extra all-reduce and host sync."""
+        if not self.dist.enabled:
+            return self.stop_reason is not None
+        return self.iteration % self.cfg.train.log_every == 0 and distributed.any_across(self.stop_reason is not None)
+
     def _accumulate(self, result: StepResult) -> None:
         """Sum the step's scalars on the device; they are read only when logged (no sync per step)."""
         for group, values in (("loss", result.losses), ("stats", result.stats)):

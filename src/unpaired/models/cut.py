@@ -19,6 +19,7 @@ from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss, PatchNCELoss
 from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from ..step import adam
 
 
 @dataclass
@@ -102,8 +103,7 @@ class CUT(nn.Module):
         return self.G
 
     def make_optimizers(self, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
-        return {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=betas, eps=eps)
-                for name in ("G", "D", "F")}
+        return {name: adam(getattr(self, name).parameters(), lr, betas, eps) for name in ("G", "D", "F")}
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D on the images, or on their d_tile_size tiles (the thesis's SinCUT: 128 px crops, 64 px tiles)."""
@@ -123,15 +123,22 @@ class CUT(nn.Module):
         """A -> B for images in [-1, 1] whose sides are multiples of 4."""
         return self.G(x)
 
-    def nce(self, feat_k: list[torch.Tensor], tgt: torch.Tensor, flipped: bool,
-            positive_prob: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def query_features(self, tgt: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
+        """The encoder features of generated images (PatchNCE queries), flipped back when the
+        images were made from a flipped input."""
+        feat_q = self.G.encode(tgt, self.cfg.nce_layers)
+        return [torch.flip(f, [3]) for f in feat_q] if flipped else feat_q
+
+    def nce(self, feat_k: list[torch.Tensor], tgt: torch.Tensor, flipped: bool) -> torch.Tensor:
         """PatchNCE between the input's features ``feat_k`` (keys) and the output ``tgt`` (queries),
-        averaged over layers. ``positive_prob`` receives each layer's mean softmax probability of
-        the positive (the quantity the focal loss reweights)."""
-        layers = self.cfg.nce_layers
-        feat_q = self.G.encode(tgt, layers)
-        if flipped:  # the output was made from a flipped input: flip its features back
-            feat_q = [torch.flip(f, [3]) for f in feat_q]
+        averaged over layers."""
+        return self.patch_nce(feat_k, self.query_features(tgt, flipped))
+
+    def patch_nce(self, feat_k: list[torch.Tensor], feat_q: list[torch.Tensor],
+                  positive_prob: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """PatchNCE of query features against key features at the same sampled locations, averaged
+        over layers. ``positive_prob`` receives each layer's mean softmax probability of the
+        positive (the quantity the focal loss reweights)."""
         with torch.no_grad():  # PatchNCE detaches the keys: no graph needed through G or F
             key, ids = self.F([f.detach() for f in feat_k], self.cfg.num_patches)
         query, _ = self.F(feat_q, self.cfg.num_patches, ids)
@@ -141,7 +148,7 @@ class CUT(nn.Module):
             total = total + self.nce_loss.from_log_prob(log_p).mean()
             if positive_prob is not None:
                 positive_prob.append(log_p.detach().exp().mean())
-        return total * self.cfg.lambda_nce / len(layers)
+        return total * self.cfg.lambda_nce / len(feat_q)
 
     def train_step(self, batch: dict[str, torch.Tensor], step) -> dict[str, torch.Tensor]:
         """One iteration: D update, then G and F update (``step``: :class:`unpaired.step.TrainStep`)."""
@@ -163,13 +170,12 @@ class CUT(nn.Module):
         fake_b = fake[:n]
         idt_b = fake[n:] if m.nce_idt else None
 
-        # D step (before G, as the reference)
+        # D step (before G, as the reference); fakes and reals in one pass: D treats images independently
         self.D.requires_grad_(True)
         real_b_d = real_b.detach().requires_grad_(True) if m.lambda_r1 > 0 else real_b
         with record_function("D_forward"), step.autocast():
-            pred_fake = self.discriminate(fake_b.detach())
+            pred_fake, pred_real = self.discriminate(torch.cat([fake_b.detach(), real_b_d])).chunk(2)
             loss_d_fake = self.gan_loss(pred_fake, False)
-            pred_real = self.discriminate(real_b_d)
             loss_d_real = self.gan_loss(pred_real, True)
             loss_d = 0.5 * (loss_d_fake + loss_d_real)
             if m.lambda_r1 > 0:
@@ -187,9 +193,10 @@ class CUT(nn.Module):
                 loss_g_gan = self.gan_loss(self.discriminate(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 \
                     else fake_b.new_zeros(())
             with record_function("NCE"):
-                loss_nce = self.nce([k[:n] for k in keys], fake_b, flipped, positive_prob)
+                queries = self.query_features(fake, flipped)  # one encoder pass over G(A) and G(B)
+                loss_nce = self.patch_nce([k[:n] for k in keys], [q[:n] for q in queries], positive_prob)
                 if m.nce_idt:
-                    loss_nce_y = self.nce([k[n:] for k in keys], idt_b, flipped)
+                    loss_nce_y = self.patch_nce([k[n:] for k in keys], [q[n:] for q in queries])
                     loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
                 else:
                     loss_g = loss_g_gan + loss_nce

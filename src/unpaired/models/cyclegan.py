@@ -17,6 +17,7 @@ from torch.profiler import record_function
 from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss
 from ..nets import PatchGANDiscriminator, ResnetGenerator, init_weights
+from ..step import adam
 
 
 class ImagePool(nn.Module):
@@ -28,6 +29,8 @@ class ImagePool(nn.Module):
         super().__init__()
         self.size = size
         self.images: list[torch.Tensor] = []
+        # an empty buffer that follows .to(device), so a restored pool lands where the model is
+        self.register_buffer("device_anchor", torch.zeros(0), persistent=False)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
@@ -50,7 +53,7 @@ class ImagePool(nn.Module):
         return {"images": torch.cat(self.images).cpu() if self.images else torch.zeros(0)}
 
     def set_extra_state(self, state) -> None:
-        device = next(iter(self.buffers()), torch.zeros(0)).device
+        device = self.device_anchor.device
         self.images = [img[None].to(device) for img in state["images"]] if state["images"].numel() else []
 
     def _apply(self, fn, *args, **kwargs):  # follow .to(device) like a buffer would
@@ -96,8 +99,8 @@ class CycleGAN(nn.Module):
         return self.G_A
 
     def make_optimizers(self, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
-        return {"G": torch.optim.Adam(list(self.G_A.parameters()) + list(self.G_B.parameters()), lr=lr, betas=betas, eps=eps),
-                "D": torch.optim.Adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=lr, betas=betas, eps=eps)}
+        return {"G": adam([*self.G_A.parameters(), *self.G_B.parameters()], lr, betas, eps),
+                "D": adam([*self.D_A.parameters(), *self.D_B.parameters()], lr, betas, eps)}
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,9 +117,12 @@ class CycleGAN(nn.Module):
         self.D_B.requires_grad_(False)
         with step.autocast():
             with record_function("G_forward"):
-                fake_b = self.G_A(real_a)
+                if idt_w > 0:  # each generator's translation and identity images in one pass
+                    fake_b, idt_a = self.G_A(torch.cat([real_a, real_b])).chunk(2)
+                    fake_a, idt_b = self.G_B(torch.cat([real_b, real_a])).chunk(2)
+                else:
+                    fake_b, fake_a = self.G_A(real_a), self.G_B(real_b)
                 rec_a = self.G_B(fake_b)
-                fake_a = self.G_B(real_b)
                 rec_b = self.G_A(fake_a)
             with record_function("G_gan_loss"):
                 loss_g_a = self.gan_loss(self.D_A(fake_b), True)
@@ -125,9 +131,8 @@ class CycleGAN(nn.Module):
             loss_cyc_b = F.l1_loss(rec_b.float(), real_b) * lam
             loss_g = loss_g_a + loss_g_b + loss_cyc_a + loss_cyc_b
             if idt_w > 0:
-                with record_function("G_identity"):
-                    loss_idt_a = F.l1_loss(self.G_A(real_b).float(), real_b) * lam * idt_w
-                    loss_idt_b = F.l1_loss(self.G_B(real_a).float(), real_a) * lam * idt_w
+                loss_idt_a = F.l1_loss(idt_a.float(), real_b) * lam * idt_w
+                loss_idt_b = F.l1_loss(idt_b.float(), real_a) * lam * idt_w
                 loss_g = loss_g + loss_idt_a + loss_idt_b
         step.update("G", loss_g)
 
@@ -136,10 +141,11 @@ class CycleGAN(nn.Module):
         self.D_B.requires_grad_(True)
         pooled_b = self.pool_B.query(fake_b.detach())
         pooled_a = self.pool_A.query(fake_a.detach())
-        with record_function("D_forward"), step.autocast():
-            pred_real_b, pred_fake_b = self.D_A(real_b), self.D_A(pooled_b)
+        with record_function("D_forward"), step.autocast():  # reals and pooled fakes in one pass per D
+            pred_real_b, pred_fake_b = self.D_A(torch.cat([real_b, pooled_b])).chunk(2)
+            pred_real_a, pred_fake_a = self.D_B(torch.cat([real_a, pooled_a])).chunk(2)
             loss_d_a = 0.5 * (self.gan_loss(pred_real_b, True) + self.gan_loss(pred_fake_b, False))
-            loss_d_b = 0.5 * (self.gan_loss(self.D_B(real_a), True) + self.gan_loss(self.D_B(pooled_a), False))
+            loss_d_b = 0.5 * (self.gan_loss(pred_real_a, True) + self.gan_loss(pred_fake_a, False))
         step.record("D_real_mean", pred_real_b.float().mean())  # D_A, the judge of the target domain
         step.record("D_fake_mean", pred_fake_b.float().mean())
         step.update("D", loss_d_a + loss_d_b)

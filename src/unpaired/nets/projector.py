@@ -35,7 +35,8 @@ class PatchSampleMLP(nn.Module):
         for i, feat in enumerate(feats):
             b, c, h, w = feat.shape
             if patch_ids is None:
-                idx = torch.randperm(h * w)[: min(num_patches, h * w)].to(feat.device)
+                # drawn where the features are: no host round trip on a GPU (same numbers on the CPU)
+                idx = torch.randperm(h * w, device=feat.device)[: min(num_patches, h * w)]
             else:
                 idx = patch_ids[i]
             # Gather along the flattened spatial axis of the (B, C, H*W) view, then transpose the
