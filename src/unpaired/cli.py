@@ -265,10 +265,11 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-every", type=int, help="iterations between sample triptychs (default 500; 0 = off)")
     t.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
-    t.add_argument("--compile", choices=["auto", "off", "compile"],
+    t.add_argument("--compile", choices=["auto", "off", "compile", "cudagraphs"],
                    help="how the training step runs: off = eager; compile = networks compiled with torch.compile "
-                        "(first iteration compiles; same results to float rounding); auto (default) = the fastest "
-                        "exact path measured for the device (README, Speed); the log and summary.json say which ran")
+                        "(first iterations compile; same results to float rounding); cudagraphs = compiled and "
+                        "replayed as CUDA graphs (GPU); auto (default) = the fastest exact path measured for the "
+                        "device (README, Speed); the log and summary.json say which ran")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--val-every", type=int, metavar="N",
                    help="score FID/KID on DIR/valA -> DIR/valB every N --val-unit and keep checkpoints/best.pt (0 = off)")

@@ -122,7 +122,7 @@ class Config:
         return cfg
 
 
-STEP_MODES = ("auto", "off", "compile")  # train.compile: see unpaired.step.build_step
+STEP_MODES = ("auto", "off", "compile", "cudagraphs")  # train.compile: see unpaired.step.build_step
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {"train.iters", "train.device", "train.compile", "train.log_every", "train.sample_every",

@@ -156,17 +156,17 @@ class CompiledStep(TrainStep):
     Compilation happens during the first step. Should it fail, the networks, optimizers and RNG
     are put back as they were before that step, one line says why, and training goes on eagerly."""
 
-    name = "compile"
-
-    def __init__(self, *args, log=print, **kwargs):
+    def __init__(self, *args, log=print, cuda_graphs: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         import torch._inductor.config as inductor_config
 
         inductor_config.fallback_random = True
         self.log = log
+        self.name = "cudagraphs" if cuda_graphs else "compile"
         self._originals = {name: {m: net.__dict__.get(m) for m in COMPILED_METHODS}
                            for name, net in self.model.named_children()}
-        self.compiled = compile_networks(self.model)
+        # reduce-overhead: each compiled forward and backward is replayed as a CUDA graph (one launch)
+        self.compiled = compile_networks(self.model, **({"mode": "reduce-overhead"} if cuda_graphs else {}))
         self._first = True
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> StepResult:
@@ -212,13 +212,19 @@ def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
 def build_step(model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], precision: Precision,
                mode: str = "auto", average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None,
                log=print) -> TrainStep:
-    """The training step for ``train.compile`` = ``mode`` (auto | off | compile) on this device.
-    ``log`` receives one line saying which step runs and why."""
+    """The training step for ``train.compile`` = ``mode`` (auto | off | compile | cudagraphs) on this
+    device. ``log`` receives one line saying which step runs and why."""
+    from .config import ConfigError
+
     chosen, why = choose_mode(mode, precision.device)
-    if chosen == "compile":
-        step = CompiledStep(model, optimizers, precision, average_gradients, log=log)
-        log(f"step: compiled with torch.compile ({why}; networks {', '.join(step.compiled)}; the first "
-            f"iteration compiles)")
+    if chosen == "cudagraphs" and precision.device.type != "cuda":
+        raise ConfigError(f"--compile cudagraphs needs a CUDA GPU (this run is on {precision.device.type}); "
+                          f"use --compile compile or off")
+    if chosen in ("compile", "cudagraphs"):
+        step = CompiledStep(model, optimizers, precision, average_gradients, log=log,
+                            cuda_graphs=chosen == "cudagraphs")
+        log(f"step: {step.name} ({why}; torch.compile of {', '.join(step.compiled)}"
+            + (", replayed as CUDA graphs" if step.name == "cudagraphs" else "") + "; the first iterations compile)")
         return step
     log(f"step: eager ({why})")
     return TrainStep(model, optimizers, precision, average_gradients)
