@@ -12,6 +12,7 @@ from .config import Config, ConfigError, build_config, load_yaml
 from .data.download import DownloadError
 from .data.images import ImageError
 from .data.splits import SplitError
+from .jobs import JobsFailed
 from .methods import METHODS, method_names
 from .metrics.inception import InceptionUnavailable
 
@@ -215,7 +216,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
 
     files = run_experiment(args.config, args.data, args.out, args.scale, args.only, args.device,
-                           show_progress=not args.quiet)
+                           show_progress=not args.quiet, jobs=args.jobs, report=not args.row_process)
+    if args.row_process:
+        return 0
     print(Path(files["markdown"]).read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
@@ -400,8 +403,13 @@ def make_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, metavar="DIR", help="one run folder per row, and report/")
     ex.add_argument("--scale", default="full", help="a scale defined in CONFIG (thesis_table51: full, small)")
     ex.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
-    ex.add_argument("--device", default="auto")
-    ex.add_argument("--quiet", action="store_true")
+    ex.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    ex.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run up to N rows at once, one process per row logging to OUT/<row>/experiment.log "
+                         "(default 1: one after the other in this process); with --device cuda/auto and several "
+                         "GPUs the rows are spread over them, and each process gets CPUs/N threads")
+    ex.add_argument("--quiet", action="store_true", help="no progress bars")
+    ex.add_argument("--row-process", action="store_true", help=argparse.SUPPRESS)  # one row of a --jobs run: no report
     ex.set_defaults(func=cmd_experiment)
 
     sw = sub.add_parser("sweep", help="hyperparameter search on the validation split (Optuna)",
@@ -445,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except JobsFailed as e:  # --jobs: some child processes failed (the others completed)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print("interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
