@@ -227,9 +227,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import parse_params, run_sweep
 
-    run_sweep(args.model, args.data, args.out, parse_params(args.param), args.sampler, args.trials, args.storage,
-              args.study_name, args.set, args.metric, args.heartbeat, args.seed, show_progress=not args.quiet)
-    print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
+    space = json.loads(args.space) if args.space else parse_params(args.param or [])
+    result = run_sweep(args.model, args.data, args.out, space, args.sampler, args.trials, args.storage,
+                       args.study_name, args.set, args.metric, args.heartbeat, args.seed,
+                       show_progress=not args.quiet, jobs=args.jobs, worker=args.worker)
+    if result is not None:
+        print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
     return 0
 
 
@@ -420,8 +423,8 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument("--model", required=True, choices=method_names())
     sw.add_argument("--data", required=True, metavar="DIR", help="dataset with train/val/test splits")
     sw.add_argument("--out", default="runs/sweep", metavar="DIR", help="trial run folders and tables (default runs/sweep)")
-    sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
-                    help="a searched setting and its values, e.g. --param focal_gamma=0,1,2,3 (repeatable)")
+    sw.add_argument("--param", action="append", metavar="KEY=V1,V2,...",
+                    help="a searched setting and its values, e.g. --param focal_gamma=0,1,2,3 (repeatable; at least one)")
     sw.add_argument("--sampler", choices=["grid", "tpe"], default="grid")
     sw.add_argument("--trials", type=int, help="finished trials to reach (default: the grid size; 10 for tpe)")
     sw.add_argument("--storage", metavar="URL",
@@ -432,7 +435,14 @@ def make_parser() -> argparse.ArgumentParser:
                     help="worker heartbeat; a trial silent for twice this is failed and retried (default 60)")
     sw.add_argument("--seed", type=int, default=0, help="sampler seed")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed overrides for every trial")
-    sw.add_argument("--quiet", action="store_true")
+    sw.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run N trials at once: this process and N-1 worker processes on the same study, logging "
+                         "to OUT/workers/ (default 1); with train.device cuda/auto and several GPUs the workers are "
+                         "spread over them, and each process gets CPUs/N threads")
+    sw.add_argument("--quiet", action="store_true", help="no progress bars")
+    # a worker process of a --jobs run: the search space as JSON, and its index (it only runs trials)
+    sw.add_argument("--space", help=argparse.SUPPRESS)
+    sw.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     sw.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
