@@ -103,14 +103,13 @@ class JobPool:
     otherwise it only stops starting new children and keeps waiting for the running ones."""
 
     def __init__(self, jobs: int, device: str = "auto", raise_interrupt: bool = False,
-                 parent_gpu: bool = False, env: dict[str, str] | None = None):
+                 parent_gpu: bool = False):
         self.jobs = max(1, jobs)
         self.gpus = gpu_ids(device)
         # the parent itself trains on the first visible GPU: count it so children go elsewhere first
         self.load = {g: int(parent_gpu and i == 0) for i, g in enumerate(self.gpus)}
         self.threads = threads_per_job(self.jobs)
         self.raise_interrupt = raise_interrupt
-        self.extra_env = env or {}
         self.running: list[Job] = []
         self.finished: list[Job] = []
         self.interrupts = 0
@@ -164,7 +163,7 @@ class JobPool:
 
     # ------------------------------------------------------------ children
     def env(self, gpu: str | None) -> dict[str, str]:
-        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # the child imports this very package, also when it comes from a source tree on sys.path
         src = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
