@@ -12,6 +12,7 @@ from .config import Config, ConfigError, build_config, load_yaml
 from .data.download import DownloadError
 from .data.images import ImageError
 from .data.splits import SplitError
+from .jobs import JobsFailed
 from .methods import METHODS, method_names
 from .metrics.inception import InceptionUnavailable
 
@@ -215,7 +216,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
 
     files = run_experiment(args.config, args.data, args.out, args.scale, args.only, args.device,
-                           show_progress=not args.quiet)
+                           show_progress=not args.quiet, jobs=args.jobs, report=not args.row_process)
+    if args.row_process:
+        return 0
     print(Path(files["markdown"]).read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
@@ -224,9 +227,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import parse_params, run_sweep
 
-    run_sweep(args.model, args.data, args.out, parse_params(args.param), args.sampler, args.trials, args.storage,
-              args.study_name, args.set, args.metric, args.heartbeat, args.seed, show_progress=not args.quiet)
-    print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
+    space = json.loads(args.space) if args.space else parse_params(args.param or [])
+    result = run_sweep(args.model, args.data, args.out, space, args.sampler, args.trials, args.storage,
+                       args.study_name, args.set, args.metric, args.heartbeat, args.seed,
+                       show_progress=not args.quiet, jobs=args.jobs, worker=args.worker)
+    if result is not None:
+        print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
     return 0
 
 
@@ -405,8 +411,13 @@ def make_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, metavar="DIR", help="one run folder per row, and report/")
     ex.add_argument("--scale", default="full", help="a scale defined in CONFIG (thesis_table51: full, small)")
     ex.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
-    ex.add_argument("--device", default="auto")
-    ex.add_argument("--quiet", action="store_true")
+    ex.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    ex.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run up to N rows at once, one process per row logging to OUT/<row>/experiment.log "
+                         "(default 1: one after the other in this process); with --device cuda/auto and several "
+                         "GPUs the rows are spread over them, and each process gets CPUs/N threads")
+    ex.add_argument("--quiet", action="store_true", help="no progress bars")
+    ex.add_argument("--row-process", action="store_true", help=argparse.SUPPRESS)  # one row of a --jobs run: no report
     ex.set_defaults(func=cmd_experiment)
 
     sw = sub.add_parser("sweep", help="hyperparameter search on the validation split (Optuna)",
@@ -417,8 +428,8 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument("--model", required=True, choices=method_names())
     sw.add_argument("--data", required=True, metavar="DIR", help="dataset with train/val/test splits")
     sw.add_argument("--out", default="runs/sweep", metavar="DIR", help="trial run folders and tables (default runs/sweep)")
-    sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
-                    help="a searched setting and its values, e.g. --param focal_gamma=0,1,2,3 (repeatable)")
+    sw.add_argument("--param", action="append", metavar="KEY=V1,V2,...",
+                    help="a searched setting and its values, e.g. --param focal_gamma=0,1,2,3 (repeatable; at least one)")
     sw.add_argument("--sampler", choices=["grid", "tpe"], default="grid")
     sw.add_argument("--trials", type=int, help="finished trials to reach (default: the grid size; 10 for tpe)")
     sw.add_argument("--storage", metavar="URL",
@@ -429,7 +440,14 @@ def make_parser() -> argparse.ArgumentParser:
                     help="worker heartbeat; a trial silent for twice this is failed and retried (default 60)")
     sw.add_argument("--seed", type=int, default=0, help="sampler seed")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed overrides for every trial")
-    sw.add_argument("--quiet", action="store_true")
+    sw.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run N trials at once: this process and N-1 worker processes on the same study, logging "
+                         "to OUT/workers/ (default 1); with train.device cuda/auto and several GPUs the workers are "
+                         "spread over them, and each process gets CPUs/N threads")
+    sw.add_argument("--quiet", action="store_true", help="no progress bars")
+    # a worker process of a --jobs run: the search space as JSON, and its index (it only runs trials)
+    sw.add_argument("--space", help=argparse.SUPPRESS)
+    sw.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     sw.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
@@ -450,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except JobsFailed as e:  # --jobs: some child processes failed (the others completed)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print("interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

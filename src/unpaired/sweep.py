@@ -11,9 +11,12 @@ on the test split and a table of all trials is written.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +62,13 @@ class PruneOnValidation(Callback):
 def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, list[Any]], sampler: str = "grid",
               trials: int | None = None, storage: str | None = None, study_name: str | None = None,
               overrides: list[str] | None = None, metric: str = "fid", heartbeat: int = 60,
-              seed: int = 0, show_progress: bool = False) -> dict[str, Any]:
+              seed: int = 0, show_progress: bool = False, jobs: int = 1, worker: int = 0) -> dict[str, Any]:
+    """Run trials until the study has ``trials`` finished (complete or pruned) ones, then score the
+    best on the test split and write OUT/sweep.md, .csv and .json.
+
+    ``jobs`` > 1 starts ``jobs - 1`` worker processes on the same study (``worker`` = their index,
+    1, 2, ...; a worker only runs trials and returns None) besides this one, spread over the GPUs
+    and sharing the CPU threads as :mod:`unpaired.jobs` describes."""
     try:
         import optuna
     except ImportError:
@@ -69,6 +78,8 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     from .evaluate import evaluate_run
     from .train import Trainer
 
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     fixed = [("--data", {"data.root": str(data)})] + [("--set", dict([parse_override(item)])) for item in overrides or []]
     base = build_config(model, settings=fixed)
     # every trial validates (every epoch unless --set says otherwise) and is judged by `metric`
@@ -83,11 +94,15 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
-    rdb = RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+    # several processes on one SQLite file wait for each other's writes instead of failing at once
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    rdb = RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
     grid = {k: list(v) for k, v in space.items()}
+    # grid: every worker needs the same seed (GridSampler numbers its shuffled grid by trial number);
+    # TPE: workers with one seed would draw the same first points
     chosen_sampler = (optuna.samplers.GridSampler(grid, seed=seed) if sampler == "grid"
-                      else optuna.samplers.TPESampler(seed=seed))
+                      else optuna.samplers.TPESampler(seed=seed + worker))
     name = study_name or f"{model}-{'-'.join(sorted(k.split('.')[-1] for k in space))}"
     study = optuna.create_study(study_name=name, storage=rdb, direction="minimize", sampler=chosen_sampler,
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
@@ -96,13 +111,19 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     for values in grid.values():
         grid_size *= len(values)
     n_total = trials or (grid_size if sampler == "grid" else 10)
+    current: dict[str, Any] = {}  # the trial this process is running
 
     def objective(trial: "optuna.Trial") -> float:
+        current["trial"] = trial
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         run_dir = out / "trials" / trial_name(params)
         trial.set_user_attr("run_dir", str(run_dir))
         pruning = PruneOnValidation(trial, metric)
-        summary = Trainer(trial_config(params), run_dir, callbacks=[pruning], show_progress=show_progress).fit()
+        with _run_dir_lock(run_dir, trial.number):
+            summary = Trainer(trial_config(params), run_dir, callbacks=[pruning, *extra_callbacks],
+                              show_progress=show_progress).fit()
+        if summary.get("stop_reason") == "interrupted":  # Ctrl-C: not a result; the trial is re-queued
+            raise KeyboardInterrupt(f"trial {trial.number} stopped at iteration {summary['iteration']}")
         best = (summary.get("validation") or {}).get("best")
         if pruning.pruned:
             raise optuna.TrialPruned()
@@ -111,12 +132,53 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         trial.set_user_attr("best_iteration", best["iteration"])
         return float(best[metric])
 
-    def finished() -> int:
-        return sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                   for t in study.get_trials(deepcopy=False))
+    def counts() -> dict[str, int]:
+        states = [t.state.name for t in study.get_trials(deepcopy=False)]
+        return {k: states.count(k) for k in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")}
 
-    while finished() < n_total:
-        study.optimize(objective, n_trials=1, catch=())
+    pool, extra_callbacks, threads = None, [], None
+    if jobs > 1 and worker == 0:
+        from .jobs import ForwardInterrupt, Job, JobPool, package_command
+
+        c = counts()
+        children = min(jobs, n_total - c["COMPLETE"] - c["PRUNED"]) - 1  # no more processes than trials left
+        if children > 0:
+            pool = JobPool(children + 1, base.train.device, raise_interrupt=True, parent_gpu=True)
+            extra_callbacks = [ForwardInterrupt(pool)]
+            if "OMP_NUM_THREADS" not in os.environ:  # this process trains too: its share of the CPUs
+                import torch
+
+                threads = torch.get_num_threads()
+                torch.set_num_threads(pool.threads)
+            print(f"sweep: this process and {children} worker process(es), {pool.threads} CPU thread(s) each"
+                  + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
+                  + f"; workers log to {out / 'workers'}/", file=sys.stderr)
+    try:
+        with (pool or contextlib.nullcontext()):
+            for i in range(1, pool.jobs if pool else 0):
+                args = ["sweep", "--model", model, "--data", str(data), "--out", str(out), "--space", json.dumps(space),
+                        "--sampler", sampler, "--trials", str(n_total), "--storage", url, "--study-name", name,
+                        "--metric", metric, "--heartbeat", str(heartbeat), "--seed", str(seed), "--quiet",
+                        "--worker", str(i)]
+                for item in overrides or []:
+                    args += ["--set", item]
+                pool.start(Job(f"worker {i}", package_command(*args), out / "workers" / f"worker{i}.log"))
+            _run_trials(study, objective, counts, n_total, current, poll=1.0)
+            if pool:
+                pool.wait()
+    except BaseException as e:
+        if pool is not None:
+            if not isinstance(e, KeyboardInterrupt):  # this process failed: stop the workers too
+                pool.interrupt()
+            pool.wait()
+        raise
+    finally:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+    if worker:
+        return None
     result: dict[str, Any] = {"study": name, "storage": url, "metric": metric, "trials": []}
     for t in study.get_trials(deepcopy=False):
         result["trials"].append({"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
@@ -128,7 +190,70 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         result["best"] = {"number": best.number, "params": best.params, f"val_{metric}": best.value,
                           "test_fid": test["fid"], "test_kid": test["kid"], "run_dir": best.user_attrs["run_dir"]}
     _write_table(result, out)
+    failed = [j for j in pool.finished if not j.ok] if pool else []
+    if failed:
+        from .jobs import JobsFailed, failure_report
+
+        raise JobsFailed(failure_report(failed, "worker processes", len(pool.finished))
+                         + f"\n(the tables in {out} list every trial of the study)")
     return result
+
+
+def _run_trials(study, objective, counts, n_total: int, current: dict[str, Any], poll: float) -> None:
+    """Start trials while fewer than ``n_total`` are finished or running. When the rest are running
+    in other processes, wait: one whose process dies is failed after the heartbeat grace period and
+    re-queued (WAITING), and then this process takes it. A trial stopped by Ctrl-C is re-queued with
+    the same parameters (its run folder resumes) before the interrupt goes on."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
+
+    while True:
+        c = counts()
+        done = c["COMPLETE"] + c["PRUNED"]
+        if done >= n_total:
+            return
+        if done + c["RUNNING"] >= n_total and not c["WAITING"]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(study)
+            time.sleep(poll)
+            continue
+        current.clear()
+        try:
+            study.optimize(objective, n_trials=1, catch=())
+        except KeyboardInterrupt:
+            trial = current.get("trial")
+            if trial is not None:
+                frozen = study._storage.get_trial(trial._trial_id)
+                if frozen.state == optuna.trial.TrialState.FAIL and frozen.params:
+                    with warnings.catch_warnings():  # deprecated name in Optuna 4.9+, the only one in 3.x
+                        warnings.simplefilter("ignore")
+                        RetryFailedTrialCallback(max_retry=None)(study, frozen)
+            raise
+
+
+@contextlib.contextmanager
+def _run_dir_lock(run_dir: Path, number: int):
+    """Hold an exclusive lock on a trial's run folder: a trial with the same parameters as one running
+    in another process (a duplicate suggestion) waits for it, then finds its run finished."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks: no waiting
+        yield
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"trial {number}: another process is training {run_dir.name}; waiting for it", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _write_table(result: dict[str, Any], out: Path) -> None:

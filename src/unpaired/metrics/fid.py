@@ -146,7 +146,7 @@ def cached_folder_features(folder: str | Path, size: int | None = None, device: 
         return np.load(path)
     feats = folder_features(paths, size, device, show_progress=show_progress, desc=f"inception {folder.name}")
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".{key}.tmp.npy"
+    tmp = cache / f".{key}.{os.getpid()}.tmp.npy"  # per process: runs started together may write the same key
     np.save(tmp, feats)
     tmp.replace(path)
     return feats
