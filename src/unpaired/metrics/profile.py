@@ -7,7 +7,8 @@ Two memory figures, because they answer different questions:
   *current* resident set size (``/proc/self/statm``) read after each timed iteration.
 - **one-off**: the peak over everything, warm-up included, where cudnn.benchmark's algorithm search
   and the first allocations happen. On CUDA the peak allocated (and, separately, reserved) including
-  the warm-up; elsewhere the process's peak RSS (``getrusage``), which can only grow in a process.
+  the warm-up; elsewhere the process's peak RSS (VmHWM, or ``getrusage``), which can only grow in a
+  process.
 
 On the CPU both are process figures (interpreter, torch and allocator caches included), and the
 steady one is read *between* iterations: activations freed by the end of an iteration count only as
@@ -24,6 +25,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
@@ -40,7 +42,23 @@ def peak_memory_bytes(device: torch.device) -> int:
     process's peak resident set size elsewhere. See :class:`MemoryMeter` for the steady-state figure."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+    return process_peak_rss_bytes()
+
+
+def process_peak_rss_bytes() -> int:
+    """This process's peak resident set size: Linux's VmHWM (/proc/self/status), else getrusage.
+
+    VmHWM belongs to the process's own address space. getrusage's ru_maxrss also keeps the peak of
+    what ran before ``exec``: a benchmark started by a 900 MB Python process reports at least 900 MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        pass
+    rss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return rss if sys.platform == "darwin" else rss * 1024  # macOS reports bytes, Linux KiB
 
 
 def current_rss_bytes() -> int | None:
@@ -91,7 +109,7 @@ class MemoryMeter:
     def oneoff_kind(self) -> str:
         if self.cuda:
             return "cuda max allocated incl. warm-up"
-        return "process peak RSS (getrusage or largest sample)"
+        return "process peak RSS (VmHWM)"
 
     def _fold(self) -> int:
         """CUDA: fold the peaks since the last reset into the one-off figures, reset, return the peak."""
@@ -127,9 +145,9 @@ class MemoryMeter:
         return self._steady or None
 
     def oneoff_bytes(self) -> int:
-        """Peak over everything this meter saw (CUDA), or the process's peak RSS: getrusage's, or the
-        largest RSS sampled when that is larger (getrusage's high-water mark was seen here to trail a
-        /proc/self/statm reading by a few dozen pages: the kernel updates the two at different moments)."""
+        """Peak over everything this meter saw (CUDA), or the process's peak RSS (and at least the
+        largest RSS sampled: the kernel's counters are approximate, and getrusage's high-water mark was
+        seen here to trail a /proc/self/statm reading by a few dozen pages)."""
         if self.cuda:
             return max(self._oneoff, int(torch.cuda.max_memory_allocated(self.device)))
         return max(self._oneoff, peak_memory_bytes(self.device))
