@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from ..amp import Precision
-from ..config import Config, resolve
+from ..config import Config, ConfigError, resolve
 from ..step import TrainStep, build_step
 
 
@@ -233,6 +233,8 @@ def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup:
     transient memory is left out of the steady figure, but not what it keeps allocated."""
     from ..models import build_model, param_counts
 
+    if iters < 1 or warmup < 0:
+        raise ConfigError(f"profile needs --iters >= 1 and --warmup >= 0, got {iters} and {warmup}")
     resolve(cfg)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
