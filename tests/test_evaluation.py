@@ -75,7 +75,7 @@ def test_profile_json(capsys):
     assert main(["profile", "--model", "fastcut", "--size", "32", "--iters", "2", "--warmup", "1", "--json",
                  "--device", "cpu"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["sec_per_iter"] > 0 and r["peak_memory_bytes"] > 0 and r["memory_kind"] == "process peak RSS"
+    assert r["sec_per_iter"] > 0 and 0 < r["peak_memory_bytes"] <= r["peak_memory_oneoff_bytes"]
     assert r["params"] == {"G": 11_378_179, "D": 2_764_737, "F": 560_384}
 
 

@@ -1,23 +1,218 @@
-"""Speed and memory of a training step on random inputs (no dataset needed)."""
+"""Speed, memory and FLOPs of a training step on random inputs (no dataset needed).
+
+Two memory figures, because they answer different questions:
+
+- **steady-state**: what training needs iteration after iteration. On CUDA the peak allocated over
+  the timed iterations, the peak statistics being reset after the warm-up; elsewhere the largest
+  *current* resident set size (``/proc/self/statm``) read after each timed iteration.
+- **one-off**: the peak over everything, warm-up included, where cudnn.benchmark's algorithm search
+  and the first allocations happen. On CUDA the peak allocated (and, separately, reserved) including
+  the warm-up; elsewhere the process's peak RSS (VmHWM, or ``getrusage``), which can only grow in a
+  process.
+
+On the CPU both are process figures (interpreter, torch and allocator caches included), and the
+steady one is read *between* iterations: activations freed by the end of an iteration count only as
+far as the allocator keeps their pages. :class:`MemoryMeter` computes both, for ``profile`` and for
+a training loop.
+
+FLOPs: one extra, untimed iteration of the eager step under
+:class:`torch.utils.flop_counter.FlopCounterMode` (convolutions, matrix products and their
+backward passes; element-wise work and optimizer updates are not counted).
+"""
 from __future__ import annotations
 
+import os
+import platform
 import resource
 import statistics
+import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from ..amp import Precision
-from ..config import Config, resolve
-from ..step import TrainStep
+from ..config import Config, ConfigError, resolve
+from ..step import TrainStep, build_step
 
 
+# ------------------------------------------------------------------ memory
 def peak_memory_bytes(device: torch.device) -> int:
-    """Peak CUDA memory allocated, or the process's peak resident set size elsewhere."""
+    """One-off peak: CUDA memory allocated since the last reset of the peak statistics, or the
+    process's peak resident set size elsewhere. See :class:`MemoryMeter` for the steady-state figure."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+    return process_peak_rss_bytes()
+
+
+def process_peak_rss_bytes() -> int:
+    """This process's peak resident set size: Linux's VmHWM (/proc/self/status), else getrusage.
+
+    VmHWM belongs to the process's own address space. getrusage's ru_maxrss also keeps the peak of
+    what ran before ``exec``: a benchmark started by a 900 MB Python process reports at least 900 MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        pass
+    rss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return rss if sys.platform == "darwin" else rss * 1024  # macOS reports bytes, Linux KiB
+
+
+def current_rss_bytes() -> int | None:
+    """This process's resident set size now (Linux ``/proc/self/statm``); None where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            resident_pages = int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class MemoryMeter:
+    """Steady-state and one-off peak memory of a training loop on ``device``.
+
+    Usage (``profile_training`` does exactly this; a Trainer can too)::
+
+        meter = MemoryMeter(device)          # reset=True clears CUDA's peak statistics first
+        for each iteration:
+            if it is the first after the warm-up: meter.start_steady()
+            step(batch); meter.sample()      # after every training iteration, warm-up included
+            ... validation / sampling ...; meter.skip()   # keep other work out of the steady figure
+        meter.steady_bytes(), meter.oneoff_bytes(), meter.reserved_bytes()
+
+    On CUDA, :meth:`sample` and :meth:`skip` reset the peak statistics after folding them into the
+    one-off figure (so ``torch.cuda.max_memory_allocated`` alone is no longer the process's peak:
+    ask the meter). Both are host-side queries, no device synchronisation; on the CPU
+    :meth:`sample` reads one small file and :meth:`skip` does nothing (RSS cannot be attributed).
+    """
+
+    def __init__(self, device: torch.device, reset: bool = True):
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self._steady: int | None = None
+        self._oneoff = 0
+        self._reserved = 0
+        if self.cuda and reset:
+            torch.cuda.reset_peak_memory_stats(device)
+
+    @property
+    def kind(self) -> str:
+        """What the steady-state figure measures."""
+        if self.cuda:
+            return "cuda max allocated after warm-up"
+        return "max process RSS after each timed iteration"
+
+    @property
+    def oneoff_kind(self) -> str:
+        if self.cuda:
+            return "cuda max allocated incl. warm-up"
+        return "process peak RSS (VmHWM)"
+
+    def _fold(self) -> int:
+        """CUDA: fold the peaks since the last reset into the one-off figures, reset, return the peak."""
+        peak = int(torch.cuda.max_memory_allocated(self.device))
+        self._oneoff = max(self._oneoff, peak)
+        self._reserved = max(self._reserved, int(torch.cuda.max_memory_reserved(self.device)))
+        torch.cuda.reset_peak_memory_stats(self.device)
+        return peak
+
+    def start_steady(self) -> None:
+        """Begin the steady-state figure here (after the warm-up iterations)."""
+        self.skip()
+        self._steady = 0
+
+    def sample(self) -> None:
+        """Call after each training iteration (warm-up included): it counts in the steady figure once
+        started, and always in the one-off figure."""
+        if self.cuda:
+            peak = self._fold()
+        else:
+            peak = current_rss_bytes() or 0
+            self._oneoff = max(self._oneoff, peak)
+        if self._steady is not None:
+            self._steady = max(self._steady, peak)
+
+    def skip(self) -> None:
+        """Leave what ran since the last call out of the steady figure (it stays in the one-off)."""
+        if self.cuda:
+            self._fold()
+
+    def steady_bytes(self) -> int | None:
+        """Peak over the sampled iterations since :meth:`start_steady` (None before, or without /proc)."""
+        return self._steady or None
+
+    def oneoff_bytes(self) -> int:
+        """Peak over everything this meter saw (CUDA), or the process's peak RSS (and at least the
+        largest RSS sampled: the kernel's counters are approximate, and getrusage's high-water mark was
+        seen here to trail a /proc/self/statm reading by a few dozen pages)."""
+        if self.cuda:
+            return max(self._oneoff, int(torch.cuda.max_memory_allocated(self.device)))
+        return max(self._oneoff, peak_memory_bytes(self.device))
+
+    def reserved_bytes(self) -> int | None:
+        """CUDA: the caching allocator's peak reserved memory (None elsewhere)."""
+        if not self.cuda:
+            return None
+        return max(self._reserved, int(torch.cuda.max_memory_reserved(self.device)))
+
+
+# ------------------------------------------------------------------ FLOPs
+# Dense (no 2:4 sparsity) peak TFLOP/s by torch.cuda.get_device_name substring, first match wins
+# (more specific names first). Sources: NVIDIA's H100 datasheet (SXM5 and PCIe/NVL columns), H200
+# datasheet and A100 datasheet; the tensor-core figures there are quoted "with sparsity", halved
+# here. "fp32" is the non-tensor-core FP32 rate; "tf32" applies to fp32 convolutions and matrix
+# products when TF32 is allowed (torch allows it for cuDNN convolutions by default).
+PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
+    ("H100 PCIe", {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.0}),
+    ("H100 NVL", {"bf16": 835.0, "fp16": 835.0, "tf32": 418.0, "fp32": 60.0}),
+    ("H200 NVL", {"bf16": 835.0, "fp16": 835.0, "tf32": 418.0, "fp32": 60.0}),
+    ("H100", {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0}),   # SXM5 (e.g. "H100 80GB HBM3")
+    ("H200", {"bf16": 989.0, "fp16": 989.0, "tf32": 495.0, "fp32": 67.0}),   # SXM
+    ("A100", {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),   # SXM4 and PCIe, 40 and 80 GB
+]
+
+
+def peak_dtype(precision: str, device: torch.device) -> str:
+    """The arithmetic whose peak applies: bf16/fp16 under autocast; tf32 for fp32 on CUDA when
+    cuDNN may use TF32 (torch's default; convolutions dominate these networks); fp32 otherwise."""
+    if precision in ("bf16", "fp16"):
+        return precision
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "fp32"
+
+
+def table_peak_tflops(device_name: str, dtype: str) -> tuple[float, str] | None:
+    """(dense peak TFLOP/s, matched table entry) for a CUDA device name, or None when unknown."""
+    for key, peaks in PEAK_TFLOPS:
+        if key.lower() in device_name.lower():
+            return peaks[dtype], key
+    return None
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs that ``fn()`` performs, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+# ------------------------------------------------------------------ profile
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def _sync(device: torch.device) -> None:
@@ -25,35 +220,77 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup: int = 3) -> dict[str, Any]:
-    """Median seconds per training iteration after ``warmup`` iterations, peak memory, parameters."""
+def profile_training(cfg: Config, device: torch.device, iters: int = 10, warmup: int = 3, *,
+                     peak_tflops: float | None = None, flops: bool = True,
+                     between: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Median seconds per training iteration after ``warmup`` iterations, images/s, steady-state and
+    one-off peak memory, FLOPs per iteration and achieved TFLOP/s, parameter counts.
+
+    The step comes from :func:`unpaired.step.build_step` with ``cfg.train.compile`` as the mode, as in
+    training. ``peak_tflops`` overrides the device table (:data:`PEAK_TFLOPS`). ``flops=False``
+    skips the extra counted iteration. ``between()``, when given, runs after each timed iteration,
+    outside the timing (e.g. another implementation's step, to interleave two measurements); its
+    transient memory is left out of the steady figure, but not what it keeps allocated."""
     from ..models import build_model, param_counts
 
+    if iters < 1 or warmup < 0:
+        raise ConfigError(f"profile needs --iters >= 1 and --warmup >= 0, got {iters} and {warmup}")
     resolve(cfg)
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg).to(device)
-    optimizers = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2), cfg.train.adam_eps)
-    step = TrainStep(model, optimizers, Precision(cfg.train.precision, device))
-    shape = (cfg.data.batch_size, cfg.data.channels, cfg.data.crop_size, cfg.data.crop_size)
-    batch = {k: torch.rand(shape, device=device) * 2 - 1 for k in ("A", "B")}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(cfg.train.seed)
+    meter = MemoryMeter(device)
+    model = build_model(cfg).to(device)
+    optimizers = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2), cfg.train.adam_eps)
+    precision = Precision(cfg.train.precision, device)
+    notes: list[str] = []
+    step = build_step(model, optimizers, precision, cfg.train.compile, log=notes.append)
+    shape = (cfg.data.batch_size, cfg.data.channels, cfg.data.crop_size, cfg.data.crop_size)
+    batch = {k: torch.rand(shape, device=device) * 2 - 1 for k in ("A", "B")}
     times = []
     for i in range(warmup + iters):
+        if i == warmup:
+            meter.start_steady()
         _sync(device)
         t0 = time.perf_counter()
         step(batch)
         _sync(device)
+        elapsed = time.perf_counter() - t0
+        meter.sample()
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return {
+            times.append(elapsed)
+            if between is not None:
+                between()
+                meter.skip()
+    sec = statistics.median(times)
+    result: dict[str, Any] = {
         "model": cfg.model.name, "size": cfg.data.crop_size, "batch_size": cfg.data.batch_size,
-        "precision": cfg.train.precision, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "sec_per_iter": statistics.median(times), "sec_per_iter_min": min(times), "iters": iters, "warmup": warmup,
-        "peak_memory_bytes": peak_memory_bytes(device),
-        "memory_kind": "cuda max allocated" if device.type == "cuda" else "process peak RSS",
+        "precision": cfg.train.precision, "compile": cfg.train.compile, "step": getattr(step, "name", type(step).__name__),
+        "step_notes": notes, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "sec_per_iter": sec, "sec_per_iter_min": min(times), "iters": iters, "warmup": warmup,
+        "images_per_sec": cfg.data.batch_size / sec,
+        # steady-state (after warm-up) and one-off (warm-up included) peaks: see the module docstring
+        "peak_memory_bytes": meter.steady_bytes(),
+        "peak_memory_oneoff_bytes": meter.oneoff_bytes(),
+        "peak_memory_reserved_bytes": meter.reserved_bytes(),
+        "memory_kind": meter.kind, "memory_oneoff_kind": meter.oneoff_kind,
         "params": param_counts(model),
     }
+    result.update(flops=None, flops_counted_on=None, tflops_per_sec=None, peak_tflops=None,
+                  peak_tflops_dtype=peak_dtype(cfg.train.precision, device), peak_tflops_source=None, peak_fraction=None)
+    if flops:
+        # the eager step does the same arithmetic as a compiled one and is what the counter sees reliably
+        counted = step if type(step) is TrainStep else TrainStep(model, optimizers, precision)
+        n = count_flops(lambda: counted(batch))
+        result.update(flops=n, flops_counted_on="eager step", tflops_per_sec=n / sec / 1e12)
+    if peak_tflops is not None:
+        result.update(peak_tflops=float(peak_tflops), peak_tflops_source="--peak-tflops")
+    elif device.type == "cuda":
+        found = table_peak_tflops(result["device_name"], result["peak_tflops_dtype"])
+        if found is not None:
+            result.update(peak_tflops=found[0], peak_tflops_source=f"table: {found[1]}")
+    if result["peak_tflops"] and result["tflops_per_sec"] is not None:
+        result["peak_fraction"] = result["tflops_per_sec"] / result["peak_tflops"]
+    return result
