@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from .blurpool import Downsample, Upsample
+from .padding import ReflectionPad2d
 from .taps import run_with_taps
 
 
@@ -23,8 +24,8 @@ class ResnetBlock(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), _norm(dim), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), _norm(dim),
+            ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), _norm(dim), nn.ReLU(True),
+            ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), _norm(dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9):
         super().__init__()
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=True), _norm(ngf), nn.ReLU(True)]
+            ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=True), _norm(ngf), nn.ReLU(True)]
         for i in range(2):
             c = ngf * 2 ** i
             layers += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=True), _norm(2 * c), nn.ReLU(True),
@@ -48,7 +49,7 @@ class ResnetGenerator(nn.Module):
             c = ngf * 2 ** (2 - i)
             layers += [Upsample(c), nn.Conv2d(c, c // 2, 3, padding=1, bias=True), _norm(c // 2),
                        nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
