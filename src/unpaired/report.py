@@ -205,8 +205,9 @@ def write_report(run_dirs: list[str | Path], out: str | Path, gallery_limit: int
     devices = sorted({r["device"] for r in rows if r["device"]})
     footnote = ("\nFID/KID: the run's test-split translations against the real test B images "
             "(`unpaired evaluate run`), pytorch-fid protocol; KID mean ± std over subsets. "
-            "sec/iter: median of logged intervals; memory: " + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices)
-                                                               else "process peak RSS") + f"; device: {', '.join(devices) or '-'}.\n")
+            "sec/iter: median of logged intervals; memory: steady-state peak after the first logged interval ("
+            + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices) else "process RSS")
+            + f"; summary.json also has the one-off peak); device: {', '.join(devices) or '-'}.\n")
     ref = ""
     if reference:
         ref = "\nPublished figures for the same rows (thesis, maps 256x256, Tesla P100):\n\n" \

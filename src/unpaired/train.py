@@ -40,7 +40,7 @@ from .data import SingleImageDataset
 from .data.images import save_image, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .devices import select_device
-from .metrics.profile import peak_memory_bytes
+from .metrics.profile import MemoryMeter
 from .models import build_model, param_counts
 from .step import StepResult, TrainStep, build_step
 from .translate import eval_mode, translate_any
@@ -173,6 +173,7 @@ class Trainer:
             # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
             torch.backends.cudnn.benchmark = True
         self.precision = Precision(tc.precision, self.device)
+        self.memory = MemoryMeter(self.device)  # steady-state peak after warm-up, and the one-off peak
         if tc.val_every and cfg.data.mode == "single":
             raise ConfigError("validation needs a val split; single-image training has none (set --val-every 0)")
         if self.dataset is None:
@@ -245,15 +246,20 @@ class Trainer:
                     self._note_data_problems(raw)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if torch.is_tensor(v)}
                 self._accumulate(self.step(batch))
+                self.memory.sample()
                 epoch_ended = self._advance()
                 bar.update(1)
                 self._emit("on_step_end")
                 if self.iteration % tc.log_every == 0 or self.iteration == self.stop_at:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in self.log()["loss"].items()}, refresh=False)
+                    if len(self.times) == 1:  # the first logged interval is the warm-up
+                        self.memory.start_steady()
                 if main and tc.sample_every and self.iteration % tc.sample_every == 0:
                     self.save_sample()
+                    self.memory.skip()  # translation and validation stay out of the training figure
                 if self.scorer is not None and self._validation_due(epoch_ended):
                     self.validate()
+                    self.memory.skip()
                 if main and tc.save_every and self.iteration % tc.save_every == 0 and self.iteration < self.stop_at:
                     self.save_checkpoint()
             last = self.validation["final"]
@@ -469,7 +475,10 @@ class Trainer:
             "step": self.step.name,
             # median over logged intervals; the first interval includes warm-up
             "sec_per_iter": statistics.median(times[1:] or times) if times else None,
-            "peak_memory_bytes": peak_memory_bytes(self.device),
+            # steady state (after the first logged interval; the one-off peak for shorter runs)
+            "peak_memory_bytes": self.memory.steady_bytes() or self.memory.oneoff_bytes(),
+            "peak_memory_oneoff_bytes": self.memory.oneoff_bytes(),
+            "memory_kind": self.memory.kind if self.memory.steady_bytes() else self.memory.oneoff_kind,
             "checkpoint": str(self.ckpt_path),
             "skipped_files": sorted(self.skipped),
             "images_smaller_than_crop": len(self.small),
