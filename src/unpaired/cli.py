@@ -23,7 +23,7 @@ TRAIN_FLAGS = {
     "epochs": "train.epochs", "epochs_decay": "train.epochs_decay", "iters": "train.iters",
     "save_every": "train.save_every", "sample_every": "train.sample_every", "device": "train.device",
     "precision": "train.precision", "compile": "train.compile", "seed": "train.seed", "strict": "data.strict",
-    "val_every": "train.val_every", "val_unit": "train.val_unit", "val_num": "train.val_num",
+    "stop_on_collapse": "train.stop_on_collapse", "val_every": "train.val_every", "val_unit": "train.val_unit", "val_num": "train.val_num",
     "image_a": "data.image_a", "image_b": "data.image_b",
 }
 
@@ -303,6 +303,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="score FID/KID on DIR/valA -> DIR/valB every N --val-unit and keep checkpoints/best.pt (0 = off)")
     t.add_argument("--val-unit", choices=["epoch", "iter"], help="unit of --val-every (default epoch)")
     t.add_argument("--val-num", type=int, metavar="N", help="use at most N validation images (default all)")
+    t.add_argument("--stop-on-collapse", action="store_const", const=True,
+                   help="with validation: end the run with a checkpoint when its translations have collapsed "
+                        "(nearly constant, or far less varied than their inputs); it is always reported")
     t.add_argument("--strict", action="store_const", const=True,
                    help="stop at the first unreadable image (default: skip it and report it once)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",

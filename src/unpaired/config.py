@@ -81,6 +81,7 @@ class TrainConfig:
     val_unit: str = "epoch"           # epoch | iter
     val_num: int | None = None        # at most this many val images (None = all)
     val_metric: str = "fid"           # fid | kid: which one picks the best checkpoint
+    stop_on_collapse: bool = False    # end the run (with a checkpoint) when validation finds it collapsed
 
 
 def _method(name: str):
@@ -127,7 +128,7 @@ STEP_MODES = ("auto", "off", "compile", "cudagraphs")  # train.compile: see unpa
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {"train.iters", "train.device", "train.compile", "train.log_every", "train.sample_every",
                   "train.save_every", "data.num_workers", "data.root", "data.strict",
-                  "train.val_every", "train.val_unit", "train.val_num", "data.image_a", "data.image_b"}
+                  "train.val_every", "train.val_unit", "train.val_num", "train.stop_on_collapse", "data.image_a", "data.image_b"}
 
 
 def _section_fields(cfg: Config) -> dict[str, dict[str, dataclasses.Field]]:

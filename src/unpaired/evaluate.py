@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data.images import ImageError, load_image, save_image, to_image, to_tensor
+from .metrics.collapse import collapse_stats
 from .metrics.fid import cached_folder_features, folder_features, list_image_files, score
 from .metrics.inception import features, load_inception
 from .translate import eval_mode, translate_tensor
@@ -63,13 +64,15 @@ class SplitScorer:
                     for x in tqdm(self.inputs, desc="translate", unit="img", disable=not self.show_progress)]
 
     def score(self, G: torch.nn.Module, save_dir: Path | None = None) -> dict[str, Any]:
-        images = [to_image(f) for f in self.translate(G)]
+        """FID/KID of G's translations, and ``collapse``: their diversity against the inputs."""
+        fakes = self.translate(G)
+        images = [to_image(f) for f in fakes]
         rgb = np.stack([np.asarray(im.convert("RGB")) for im in images])
         if save_dir is not None:
             for p, im in zip(self.a_paths, images):
                 save_image(im, save_dir / f"{p.stem}.png")
         fake_feats = features(rgb, load_inception(self.device), self.device)
-        return score(self.real, fake_feats)
+        return {**score(self.real, fake_feats), "collapse": collapse_stats(torch.stack(self.inputs), torch.stack(fakes))}
 
 
 def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test", num: int | None = None,

@@ -40,6 +40,8 @@ from .data import SingleImageDataset
 from .data.images import save_image, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .devices import select_device
+from .metrics.collapse import discriminator_gap
+from .metrics.collapse import judge as judge_collapse
 from .metrics.profile import MemoryMeter
 from .models import build_model, param_counts
 from .step import StepResult, TrainStep, build_step
@@ -192,6 +194,8 @@ class Trainer:
         self.step = self.make_step()
         self.epoch = self.batch = self.iteration = 0
         self.validation: dict[str, Any] = {"best": None, "final": None}
+        self.collapse: dict[str, Any] = {"collapsed_at": None, "reason": None, "last": None}
+        self.last_stats: dict[str, float] = {}  # diagnostics of the last logged interval
         self.skipped: list[str] = []        # messages about unreadable files, each reported once
         self.small: list[str] = []          # images smaller than the crop (upscaled)
         self.times: list[float] = []        # seconds per iteration of each logged interval
@@ -219,6 +223,7 @@ class Trainer:
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
             self.skipped = list(state.get("data_problems", {}).get("skipped", []))
             self.validation = state.get("validation", self.validation)
+            self.collapse = state.get("collapse", self.collapse)
             ckpt_io.set_rng_state(state["rng"])
         if self.dist.is_main:
             self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
@@ -323,6 +328,7 @@ class Trainer:
         lr = self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"]
         record = {"iter": self.iteration, "epoch": self.epoch, "lr": lr, "sec_per_iter": sec,
                   "loss": means["loss"], "stats": means["stats"], "time": time.time()}
+        self.last_stats = means["stats"]
         if self.dist.is_main:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -375,6 +381,7 @@ class Trainer:
             "rng": ckpt_io.rng_state(),
             "data_problems": {"skipped": self.skipped},
             "validation": self.validation,
+            "collapse": self.collapse,
             "saved_at": time.time(),
         }
 
@@ -403,6 +410,9 @@ class Trainer:
     def validate(self) -> dict[str, Any]:
         """Score the generator on the val split; log it, and keep ``best.pt`` when it improves."""
         result = self.scorer.score(self.model.generator)
+        d = discriminator_gap(self.last_stats, getattr(self.cfg.model, "gan_mode", ""))
+        if d is not None:
+            result["collapse"].update(d)
         entry = {"iteration": self.iteration, "epoch": self.epoch, **result}
         metric = self.cfg.train.val_metric
         with open(self.metrics_path, "a") as f:
@@ -418,8 +428,28 @@ class Trainer:
                                 self.run_dir / "checkpoints" / "best.pt")
         tqdm.write(f"validation at iteration {self.iteration}: FID {result['fid']:.2f}, KID {result['kid']:.4f}"
                    + (" (best so far)" if self.validation["best"] is entry else ""), file=sys.stderr)
+        self._check_collapse(result["collapse"])
         self._emit("on_validation", entry)
         return entry
+
+    def _check_collapse(self, stats: dict[str, Any]) -> None:
+        """Flag (once) and optionally stop a run whose validation translations have collapsed.
+
+        Not judged during the first epoch: a freshly initialised generator (weights of scale 0.02)
+        outputs nearly constant grey images, which is where every run starts, not a collapse."""
+        self.collapse["last"] = {"iteration": self.iteration, **stats}
+        reason = judge_collapse(stats)
+        if reason is None or self.epoch < 1:
+            return
+        if self.collapse["collapsed_at"] is None:
+            self.collapse.update(collapsed_at=self.iteration, reason=reason)
+            saturated = " (the discriminator is saturated)" if stats.get("d_saturated") else ""
+            action = "stopping (--stop-on-collapse)" if self.cfg.train.stop_on_collapse else \
+                "training goes on; --stop-on-collapse would end it here"
+            tqdm.write(f"warning: the run collapsed at iteration {self.iteration}: {reason}{saturated}; {action}",
+                       file=sys.stderr)
+        if self.cfg.train.stop_on_collapse:
+            self.request_stop("collapsed")
 
     def _note_data_problems(self, raw: dict[str, Any]) -> None:
         """Report each unreadable file once, and images smaller than the crop with one warning."""
@@ -483,6 +513,7 @@ class Trainer:
             "skipped_files": sorted(self.skipped),
             "images_smaller_than_crop": len(self.small),
             "validation": {"metric": self.cfg.train.val_metric, **self.validation} if self.cfg.train.val_every else None,
+            "collapse": self.collapse if self.cfg.train.val_every else None,
         }
         tmp = self.run_dir / ".summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
