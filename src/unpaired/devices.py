@@ -6,8 +6,22 @@ import torch
 from .config import ConfigError
 
 
+def settle_vector_math() -> None:
+    """Let MKL's vector-math library (VML) choose its CPU kernels on one thread, before any parallel op.
+
+    PyTorch's CPU tanh, exp, log, ... call MKL VML, whose first call detects the CPU and caches the
+    result in a global without a lock. A thread that calls VML while another is still filling it can
+    read a half-made value and run the AVX2 low-accuracy ("enhanced performance") kernel instead of
+    the accurate one: one thread's half of the generator's first tanh then differed by ~3e-6, and
+    that process's run took another path (seen in 2-10% of launches). One call on a 1-element tensor
+    (serial: below the parallel grain) fills the cache for every VML function of the process."""
+    torch.tanh(torch.zeros(1))
+
+
 def select_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist. Every command selects
+    its device first, which also settles MKL's kernel choice (:func:`settle_vector_math`)."""
+    settle_vector_math()
     if isinstance(name, torch.device):
         name = str(name)
     if name == "auto":

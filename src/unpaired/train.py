@@ -39,7 +39,7 @@ from .config import RUNTIME_FIELDS, Config, ConfigError, diff, resolve, save_yam
 from .data import SingleImageDataset
 from .data.images import save_image, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
-from .devices import select_device
+from .devices import select_device, settle_vector_math
 from .metrics.collapse import discriminator_gap
 from .metrics.collapse import judge as judge_collapse
 from .metrics.profile import MemoryMeter
@@ -51,6 +51,7 @@ __all__ = ["Trainer", "Callback", "GracefulInterrupt", "select_device", "seed_ev
 
 
 def seed_everything(seed: int) -> None:
+    settle_vector_math()  # before anything random or parallel happens in this process
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
