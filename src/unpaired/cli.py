@@ -253,7 +253,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     space = json.loads(args.space) if args.space else parse_params(args.param or [])
     result = run_sweep(args.model, args.data, args.out, space, args.sampler, args.trials, args.storage,
                        args.study_name, args.set, args.metric, args.heartbeat, args.seed,
-                       show_progress=not args.quiet, jobs=args.jobs, worker=args.worker)
+                       show_progress=not args.quiet, jobs=args.jobs, worker=args.worker, seeds=args.seeds)
     if result is not None:
         print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
     return 0
@@ -478,6 +478,11 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument("--heartbeat", type=int, default=60, metavar="SECONDS",
                     help="worker heartbeat; a trial silent for twice this is failed and retried (default 60)")
     sw.add_argument("--seed", type=int, default=0, help="sampler seed")
+    sw.add_argument("--seeds", nargs="+", type=int, metavar="K",
+                    help="training seeds: every trial trains once per seed (train.seed = K) into "
+                         "OUT/trials/<params>/seed<K>/; its value is the mean over seeds of the best validation "
+                         "score, the pruner sees the first seed's validation scores, and the best trial's test score "
+                         "is the mean over its seeds (default: one run per trial, the configured train.seed)")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed overrides for every trial")
     sw.add_argument("--jobs", type=int, default=1, metavar="N",
                     help="run N trials at once: this process and N-1 worker processes on the same study, logging "
