@@ -169,5 +169,11 @@ def test_sweep_with_seeds(split_dir, tmp_path, monkeypatch, one_thread):  # noqa
     assert f"test FID {best['test_fid']:.2f} ± {best['test_fid_std']:.2f}" in md
     header = next(csv.reader(open(out / "sweep.csv")))
     assert header == ["trial", "state", "focal_gamma", "value", "std", "seed0", "seed1"]
+    # the pruner saw the first seed's validation scores only
+    import optuna
+
+    [frozen] = optuna.load_study(study_name=result["study"], storage=result["storage"]).get_trials()
+    val0 = [json.loads(line) for line in (trial_dir / "seed0" / "metrics.jsonl").read_text().splitlines() if '"val"' in line]
+    assert frozen.intermediate_values == {v["iter"]: v["val"]["fid"] for v in val0} and len(val0) == 2
     # the study remembers its seeds: continuing it with others is refused
     assert main(cmd + ["--seeds", "0"]) == 2
