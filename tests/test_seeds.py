@@ -56,7 +56,7 @@ def test_seed_settings_and_grouping(tmp_path):
     assert row_config(spec, row, "tiny", tmp_path, "cpu").train.seed == 0  # the configured seed
     cfg = row_config(spec, row, "tiny", tmp_path, "cpu", seed=7)
     assert cfg.train.seed == 7 and cfg.model.focal_gamma == 3.0 and cfg.data.crop_size == 32
-    for bad in ([], [0, 0], ["a"], 3, [True]):
+    for bad in ([], [0, 0], ["a"], 3, [True], [-1]):
         with pytest.raises(ConfigError, match="seeds"):
             load_experiment(write_experiment(tmp_path / "bad.yaml", seeds=bad))
     # write_report's input: {row: [run folders]} kept in order; a plain list is one group per folder

@@ -28,8 +28,9 @@ def check_seeds(seeds: Any, where: str) -> list[int] | None:
     if seeds is None:
         return None
     if (not isinstance(seeds, (list, tuple)) or not seeds
-            or not all(isinstance(k, int) and not isinstance(k, bool) for k in seeds)):
-        raise ConfigError(f"{where}: expected a non-empty list of integer seeds, e.g. [0, 1, 2], got {seeds!r}")
+            or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2 ** 32 for k in seeds)):
+        raise ConfigError(f"{where}: expected a non-empty list of integer seeds in [0, 2**32), e.g. [0, 1, 2], "
+                          f"got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{where}: seeds must be distinct, got {list(seeds)}")
     return list(seeds)
