@@ -238,7 +238,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
 
     files = run_experiment(args.config, args.data, args.out, args.scale, args.only, args.device,
-                           show_progress=not args.quiet, jobs=args.jobs, report=not args.row_process)
+                           show_progress=not args.quiet, jobs=args.jobs, report=not args.row_process,
+                           seeds=args.seeds)
     if args.row_process:
         return 0
     print(Path(files["markdown"]).read_text(), end="")
@@ -252,7 +253,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     space = json.loads(args.space) if args.space else parse_params(args.param or [])
     result = run_sweep(args.model, args.data, args.out, space, args.sampler, args.trials, args.storage,
                        args.study_name, args.set, args.metric, args.heartbeat, args.seed,
-                       show_progress=not args.quiet, jobs=args.jobs, worker=args.worker)
+                       show_progress=not args.quiet, jobs=args.jobs, worker=args.worker, seeds=args.seeds)
     if result is not None:
         print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
     return 0
@@ -439,17 +440,24 @@ def make_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("experiment", help="train, evaluate and tabulate every row of an experiment file",
                         description="Train every row of CONFIG (resuming interrupted rows, skipping finished ones), "
                                     "score each on the test split with its best-by-validation checkpoint, and write "
-                                    "OUT/report (table, plots, gallery). See configs/thesis_table51.yaml.")
-    ex.add_argument("config", metavar="CONFIG", help="experiment YAML with rows: and scales:")
+                                    "OUT/report (table, plots, gallery). One seed cannot carry a comparison: use "
+                                    "--seeds (or seeds: in the file) for one run per row and seed. See "
+                                    "configs/thesis_table51.yaml.")
+    ex.add_argument("config", metavar="CONFIG", help="experiment YAML with rows:, scales: and optionally seeds:")
     ex.add_argument("--data", required=True, metavar="DIR", help="dataset with train/val/test splits (unpaired data split)")
     ex.add_argument("--out", required=True, metavar="DIR", help="one run folder per row, and report/")
     ex.add_argument("--scale", default="full", help="a scale defined in CONFIG (thesis_table51: full, small)")
     ex.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
+    ex.add_argument("--seeds", nargs="+", type=int, metavar="K",
+                    help="train every row once per seed (train.seed = K) into OUT/<row>/seed<K>/ (default: the "
+                         "file's seeds:, else one run per row in OUT/<row>/ with the configured seed); "
+                         "finished runs are skipped, so adding a seed later trains only the new runs")
     ex.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     ex.add_argument("--jobs", type=int, default=1, metavar="N",
-                    help="run up to N rows at once, one process per row logging to OUT/<row>/experiment.log "
-                         "(default 1: one after the other in this process); with --device cuda/auto and several "
-                         "GPUs the rows are spread over them, and each process gets CPUs/N threads")
+                    help="run up to N rows (with --seeds: row x seed runs) at once, one process per run logging "
+                         "to its run folder's experiment.log (default 1: one after the other in this process); with "
+                         "--device cuda/auto and several GPUs the runs are spread over them, and each process gets "
+                         "CPUs/N threads")
     ex.add_argument("--quiet", action="store_true", help="no progress bars")
     ex.add_argument("--row-process", action="store_true", help=argparse.SUPPRESS)  # one row of a --jobs run: no report
     ex.set_defaults(func=cmd_experiment)
@@ -473,6 +481,11 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument("--heartbeat", type=int, default=60, metavar="SECONDS",
                     help="worker heartbeat; a trial silent for twice this is failed and retried (default 60)")
     sw.add_argument("--seed", type=int, default=0, help="sampler seed")
+    sw.add_argument("--seeds", nargs="+", type=int, metavar="K",
+                    help="training seeds: every trial trains once per seed (train.seed = K) into "
+                         "OUT/trials/<params>/seed<K>/; its value is the mean over seeds of the best validation "
+                         "score, the pruner sees the first seed's validation scores, and the best trial's test score "
+                         "is the mean over its seeds (default: one run per trial, the configured train.seed)")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed overrides for every trial")
     sw.add_argument("--jobs", type=int, default=1, metavar="N",
                     help="run N trials at once: this process and N-1 worker processes on the same study, logging "

@@ -1,11 +1,15 @@
 """`unpaired experiment`: train, evaluate and tabulate every row of an experiment file.
 
 An experiment file (see configs/thesis_table51.yaml) lists rows (a preset plus ``set`` overrides)
-and scales (overrides applied to every row). Each row trains into OUT/<row>, resuming an
-interrupted run and skipping a finished one, is scored on the test split with its best-by-validation
-checkpoint, and the report (table, plots, gallery) goes to OUT/report. With ``jobs`` > 1 up to that
-many rows run at once, each as ``unpaired experiment ... --only ROW --row-process`` in its own
-process (:mod:`unpaired.jobs`), and the parent writes the same report.
+and scales (overrides applied to every row), and optionally ``seeds``. Each run trains into its run
+folder, resuming an interrupted run and skipping a finished one, is scored on the test split with
+its best-by-validation checkpoint, and the report (table, plots, gallery) goes to OUT/report.
+
+Without seeds a row is one run, OUT/<row>, with the seed its configuration has (as before seeds
+existed). With seeds (``--seeds 0 1 2`` or ``seeds: [0, 1, 2]`` in the file; the flag wins) a row is
+one run per seed, OUT/<row>/seed<k>, whose configuration has ``train.seed = k``. With ``jobs`` > 1 up
+to that many runs go at once, each as ``unpaired experiment ... --only ROW [--seeds K] --row-process``
+in its own process (:mod:`unpaired.jobs`), and the parent writes the same report.
 """
 from __future__ import annotations
 
@@ -19,6 +23,19 @@ import yaml
 from .config import Config, ConfigError, build_config, load_yaml
 
 
+def check_seeds(seeds: Any, where: str) -> list[int] | None:
+    """``seeds`` as a list of distinct integers (None stays None: one run per row, the config's seed)."""
+    if seeds is None:
+        return None
+    if (not isinstance(seeds, (list, tuple)) or not seeds
+            or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2 ** 32 for k in seeds)):
+        raise ConfigError(f"{where}: expected a non-empty list of integer seeds in [0, 2**32), e.g. [0, 1, 2], "
+                          f"got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds must be distinct, got {list(seeds)}")
+    return list(seeds)
+
+
 def load_experiment(path: str | Path) -> dict[str, Any]:
     spec = load_yaml(path)
     rows = spec.get("rows") if isinstance(spec, dict) else None
@@ -27,16 +44,45 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
     names = [r["name"] for r in rows]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: row names must be unique, got {names}")
+    check_seeds(spec.get("seeds"), f"{path}: seeds")
     return spec
 
 
-def row_config(spec: dict[str, Any], row: dict[str, Any], scale: str, data: str | Path, device: str) -> Config:
+def row_config(spec: dict[str, Any], row: dict[str, Any], scale: str, data: str | Path, device: str,
+               seed: int | None = None) -> Config:
+    """A row's configuration; ``seed`` (one of the experiment's seeds) sets ``train.seed`` last."""
     scales = spec.get("scales", {})
     if scale not in scales:
         raise ConfigError(f"scale {scale!r} is not defined; the file defines: {', '.join(scales) or 'none'}")
-    return build_config(row["model"], settings=[
-        (f"scale {scale}", scales[scale].get("set") or {}), (f"row {row['name']}", row.get("set") or {}),
-        ("experiment", {"data.root": str(data), "train.device": device})])
+    settings = [(f"scale {scale}", scales[scale].get("set") or {}), (f"row {row['name']}", row.get("set") or {}),
+                ("experiment", {"data.root": str(data), "train.device": device})]
+    if seed is not None:
+        settings.append((f"seed {seed}", {"train.seed": seed}))
+    return build_config(row["model"], settings=settings)
+
+
+def run_dir_of(out: str | Path, row: str, seed: int | None) -> Path:
+    """OUT/<row> without seeds, OUT/<row>/seed<k> with them."""
+    return Path(out) / row if seed is None else Path(out) / row / f"seed{seed}"
+
+
+def run_label(row: str, seed: int | None) -> str:
+    """'cut-ce' or 'cut-ce seed 1' in progress lines and job names."""
+    return row if seed is None else f"{row} seed {seed}"
+
+
+def _check_layout(out: Path, rows: list[dict[str, Any]], seeds: list[int] | None) -> None:
+    """Refuse to mix the two layouts in one OUT: a row folder that is a run (no seeds) cannot also
+    hold seed<k> runs, and the other way round."""
+    for row in rows:
+        row_dir = out / row["name"]
+        if seeds is not None and (row_dir / "config.yaml").is_file():
+            raise ConfigError(f"{row_dir} holds a run without seeds (an experiment run without --seeds); with seeds each "
+                              f"row's runs go to {row_dir}/seed<k>/. Use another --out, or move that run's files into "
+                              f"{row_dir}/seed<k>/ for the seed in its config.yaml")
+        if seeds is None and any(p.is_file() for p in row_dir.glob("seed*/config.yaml")):
+            raise ConfigError(f"{row_dir} holds runs of an experiment with seeds ({row_dir}/seed<k>/); give the same "
+                              f"--seeds (or the file's seeds:) again, or use another --out")
 
 
 def _row_state(run_dir: Path) -> tuple[bool, bool]:
@@ -48,12 +94,14 @@ def _row_state(run_dir: Path) -> tuple[bool, bool]:
 
 def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: str = "full",
                    only: list[str] | None = None, device: str = "auto", show_progress: bool = True,
-                   jobs: int = 1, report: bool = True) -> dict[str, Path]:
+                   jobs: int = 1, report: bool = True, seeds: list[int] | None = None) -> dict[str, Path]:
     """Train and score every row (or the ``only`` ones), then write OUT/report.
 
-    ``jobs`` > 1 runs up to that many rows at once, each in its own process (see
-    :mod:`unpaired.jobs`) logging to OUT/<row>/experiment.log; ``report=False`` skips the report
-    (a row process of such a run)."""
+    ``seeds`` (default: the file's ``seeds:``, else none): one run per row and seed in
+    OUT/<row>/seed<k> with ``train.seed = k``; without seeds one run per row in OUT/<row>.
+    ``jobs`` > 1 runs up to that many runs at once, each in its own process (see
+    :mod:`unpaired.jobs`) logging to <run folder>/experiment.log; ``report=False`` skips the report
+    (a row process of such a run). The report gets {row name: [its run folders]}."""
     from .report import write_report
     from .train import select_device
 
@@ -66,25 +114,34 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
         rows = [r for r in rows if r["name"] in only]
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    seeds = check_seeds(seeds, "--seeds") if seeds is not None else check_seeds(spec.get("seeds"), f"{path}: seeds")
     out = Path(out)
+    _check_layout(out, rows, seeds)
     dev = str(select_device(device))
-    configs = [row_config(spec, row, scale, data, device) for row in rows]  # every row's settings, before any trains
+    # one entry per run, rows in file order and each row's seeds in the given order
+    runs = [(row, seed) for row in rows for seed in (seeds if seeds is not None else [None])]
+    configs = [row_config(spec, row, scale, data, device, seed) for row, seed in runs]  # all settings, before any trains
     if jobs > 1:
-        _run_rows_in_processes(path, data, out, scale, rows, device, jobs, show_progress)
+        _run_rows_in_processes(path, data, out, scale, runs, device, jobs, show_progress, seeds is not None)
     else:
-        for i, (row, cfg) in enumerate(zip(rows, configs), 1):
-            _run_row(row["name"], cfg, out / row["name"], data, dev, f"[{i}/{len(rows)}] ", show_progress)
+        for i, ((row, seed), cfg) in enumerate(zip(runs, configs), 1):
+            _run_row(run_label(row["name"], seed), cfg, run_dir_of(out, row["name"], seed), data, dev,
+                     f"[{i}/{len(runs)}] ", show_progress)
     if not report:
         return {}
     thesis = {r["name"]: r["thesis"] for r in spec["rows"] if "thesis" in r}
     note = (f"Experiment {spec.get('name', Path(path).stem)}, scale **{scale}** "
-            f"({yaml.safe_dump(spec['scales'][scale].get('set', {}), default_flow_style=True).strip()}), data {data}.")
-    return write_report([out / r["name"] for r in rows], out / "report", note=note, reference=thesis)
+            f"({yaml.safe_dump(spec['scales'][scale].get('set', {}), default_flow_style=True).strip()}), data {data}"
+            + (f", seeds {', '.join(map(str, seeds))} (one run per row and seed)." if seeds is not None else "."))
+    groups = {row["name"]: [run_dir_of(out, row["name"], seed) for seed in (seeds if seeds is not None else [None])]
+              for row in rows}
+    return write_report(groups, out / "report", note=note, reference=thesis)
 
 
 def _run_row(name: str, cfg: Config, run_dir: Path, data: str | Path, device: str, prefix: str,
              show_progress: bool) -> None:
-    """Train one row (resuming; skipped when finished) and score it on the test split."""
+    """Train one run, a row or one seed of a row (resuming; skipped when finished), and score it
+    on the test split. ``name``: its label in progress lines ('cut-ce' or 'cut-ce seed 1')."""
     from .evaluate import evaluate_run
     from .train import Trainer
 
@@ -93,8 +150,8 @@ def _run_row(name: str, cfg: Config, run_dir: Path, data: str | Path, device: st
           "resuming" if (run_dir / "checkpoints" / "latest.pt").is_file() else "training"), file=sys.stderr)
     if not finished:
         summary = Trainer(cfg, run_dir, show_progress=show_progress).fit()
-        if summary.get("stop_reason") == "interrupted":  # Ctrl-C: stop here, the rerun resumes this row
-            raise KeyboardInterrupt(f"row {name} stopped at iteration {summary['iteration']} of "
+        if summary.get("stop_reason") == "interrupted":  # Ctrl-C: stop here, the rerun resumes this run
+            raise KeyboardInterrupt(f"{name} stopped at iteration {summary['iteration']} of "
                                     f"{summary['total_iterations']}; the same command resumes it")
     if not finished or not scored:  # fresh training, or a finished row never scored
         r = evaluate_run(run_dir, data, "test", which="best", device=device, show_progress=show_progress)
@@ -102,30 +159,34 @@ def _run_row(name: str, cfg: Config, run_dir: Path, data: str | Path, device: st
               f"{r['iteration']})", file=sys.stderr)
 
 
-def _run_rows_in_processes(path: str | Path, data: str | Path, out: Path, scale: str, rows: list[dict[str, Any]],
-                           device: str, jobs: int, show_progress: bool) -> None:
-    """Run each unfinished row as ``unpaired experiment ... --only ROW --row-process`` in its own
-    process, at most ``jobs`` at a time; raise :class:`JobsFailed` naming the rows that failed."""
+def _run_rows_in_processes(path: str | Path, data: str | Path, out: Path, scale: str,
+                           runs: list[tuple[dict[str, Any], int | None]], device: str, jobs: int, show_progress: bool,
+                           with_seeds: bool) -> None:
+    """Run each unfinished (row, seed) as ``unpaired experiment ... --only ROW [--seeds K]
+    --row-process`` in its own process, at most ``jobs`` at a time; raise :class:`JobsFailed`
+    naming the runs that failed."""
     from tqdm.auto import tqdm
 
     from .jobs import Job, JobPool, JobsFailed, failure_report, package_command
 
+    what = "runs" if with_seeds else "rows"
     todo = []
-    for i, row in enumerate(rows, 1):
-        run_dir = out / row["name"]
+    for i, (row, seed) in enumerate(runs, 1):
+        run_dir, label = run_dir_of(out, row["name"], seed), run_label(row["name"], seed)
         if all(_row_state(run_dir)):
-            print(f"[{i}/{len(rows)}] {row['name']}: finished and scored, skipping", file=sys.stderr)
+            print(f"[{i}/{len(runs)}] {label}: finished and scored, skipping", file=sys.stderr)
             continue
         cmd = package_command("experiment", str(path), "--data", str(data), "--out", str(out), "--scale", scale,
-                              "--only", row["name"], "--device", device, "--quiet", "--row-process")
-        todo.append(Job(row["name"], cmd, run_dir / "experiment.log"))
+                              "--only", row["name"], *(["--seeds", str(seed)] if seed is not None else []),
+                              "--device", device, "--quiet", "--row-process")
+        todo.append(Job(label, cmd, run_dir / "experiment.log"))
     if not todo:
         return
     pool = JobPool(min(jobs, len(todo)), device)
-    print(f"running {len(todo)} row(s), {pool.jobs} at a time, {pool.threads} CPU thread(s) each"
+    print(f"running {len(todo)} {what[:-1]}(s), {pool.jobs} at a time, {pool.threads} CPU thread(s) each"
           + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
-          + f"; logs in {out}/<row>/experiment.log", file=sys.stderr)
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rows", unit="row",
+          + f"; logs in {out}/<row>{'/seed<k>' if with_seeds else ''}/experiment.log", file=sys.stderr)
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=what, unit=what[:-1],
                disable=not show_progress, dynamic_ncols=True)
 
     def ended(job: Job) -> None:
@@ -139,7 +200,7 @@ def _run_rows_in_processes(path: str | Path, data: str | Path, out: Path, scale:
         bar.close()
     failed = [j for j in done if not j.ok]
     if pool.interrupted:
-        raise KeyboardInterrupt(f"{len(done) - len(failed)} of {len(todo)} row(s) completed; the stopped "
+        raise KeyboardInterrupt(f"{len(done) - len(failed)} of {len(todo)} {what[:-1]}(s) completed; the stopped "
                                 f"ones saved a checkpoint, and the same command resumes them")
     if failed:
-        raise JobsFailed(failure_report(failed, "rows", len(todo)))
+        raise JobsFailed(failure_report(failed, what, len(todo)))

@@ -8,7 +8,7 @@ import io
 import json
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -30,7 +30,10 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def load_run(run_dir: str | Path) -> dict[str, Any]:
+def load_run(run_dir: str | Path, row: str | None = None) -> dict[str, Any]:
+    """A run folder's config, summary, test scores and logs. ``row``: the experiment row (group) the
+    run belongs to, default the folder's name; ``name`` is the row, or ``row/folder`` when the folder
+    is named otherwise (OUT/cut-ce/seed1 -> 'cut-ce/seed1'); ``seed`` is its ``train.seed``."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml); pass folders written by 'unpaired train'")
@@ -40,7 +43,9 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     log = _read_jsonl(run_dir / "metrics.jsonl")
     total_epochs = cfg["train"]["epochs"] + cfg["train"]["epochs_decay"]
     per_epoch = (summary.get("total_iterations") or 0) / total_epochs if total_epochs else 0
-    return {"dir": run_dir, "name": run_dir.name, "method": method_name(cfg), "config": cfg, "summary": summary,
+    row = row or run_dir.name
+    return {"dir": run_dir, "name": row if run_dir.name == row else f"{row}/{run_dir.name}", "row": row,
+            "seed": cfg["train"].get("seed"), "method": method_name(cfg), "config": cfg, "summary": summary,
             "test": test, "losses": [r for r in log if "loss" in r], "val": [r for r in log if "val" in r],
             "iters_per_epoch": per_epoch}
 
@@ -191,15 +196,29 @@ def gallery_html(runs: list[dict[str, Any]], plots: list[Path], table_md: str, l
     return "\n".join(parts)
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path, gallery_limit: int = 24, note: str = "",
+RunDirs = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
+
+
+def group_runs(run_dirs: RunDirs) -> list[tuple[str, list[Path]]]:
+    """``write_report``'s input as (row name, [run folders]) pairs in order: a mapping (an
+    experiment's rows, each with the run folders of its seeds in seed order) gives its items; a plain
+    list of run folders gives one group per folder, named after the folder (as before groups)."""
+    if isinstance(run_dirs, Mapping):
+        return [(str(row), [Path(d) for d in dirs]) for row, dirs in run_dirs.items()]
+    return [(Path(d).name, [Path(d)]) for d in run_dirs]
+
+
+def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, note: str = "",
                  reference: dict[str, dict] | None = None) -> dict[str, Path]:
     """Write results.md, results.csv, losses.png, fid.png and gallery.html into ``out``.
 
-    ``note`` heads the Markdown (e.g. which scale produced the table); ``reference`` maps run names to
-    published figures ({"fid", "sec_per_iter", "memory_GiB"}) shown as a second table."""
+    ``run_dirs``: run folders, or {row name: [run folders]} (an experiment with several seeds per
+    row; see :func:`group_runs`); each loaded run carries its ``row`` and ``seed``. ``note`` heads
+    the Markdown (e.g. which scale produced the table); ``reference`` maps row names to published
+    figures ({"fid", "sec_per_iter", "memory_GiB"}) shown as a second table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(d) for d in run_dirs]
+    runs = [load_run(d, row) for row, dirs in group_runs(run_dirs) for d in dirs]
     rows = table_rows(runs)
     md = markdown_table(rows)
     devices = sorted({r["device"] for r in rows if r["device"]})
@@ -213,7 +232,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path, gallery_limit: int
         ref = "\nPublished figures for the same rows (thesis, maps 256x256, Tesla P100):\n\n" \
               "| run | FID | sec/iter | GPU memory GiB |\n|---|---|---|---|\n" + "".join(
                   f"| {name} | {v.get('fid', '-')} | {v.get('sec_per_iter', '-')} | {v.get('memory_GiB', '-')} |\n"
-                  for name, v in reference.items() if name in {r['name'] for r in runs})
+                  for name, v in reference.items() if name in {r['row'] for r in runs})
     (out / "results.md").write_text((note + "\n\n" if note else "") + md + footnote + ref)
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run"])

@@ -8,6 +8,14 @@ sends heartbeats; a trial whose worker died (killed, machine lost) is marked fai
 period and re-queued with the same parameters, and since its run folder is named by the
 parameters, the new attempt resumes the dead one's checkpoint. At the end the best trial is scored
 on the test split and a table of all trials is written.
+
+With training seeds (``--seeds 0 1 2``) a trial trains its configuration once per seed, into
+OUT/trials/<params>/seed<k> with ``train.seed = k``, one seed after the other. Its value is the mean
+over seeds of each run's best validation score. Only the first seed's validation scores are
+reported to the pruner (as intermediate values at that run's iterations), so the median rule
+compares first seeds with first seeds, and a pruned trial trains no further seeds. The best trial
+is scored on the test split with each seed's best checkpoint, and its test FID/KID are the means
+over its seeds; the tables give each trial's mean and sample standard deviation over seeds.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import contextlib
 import csv
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,6 +54,13 @@ def trial_name(params: dict[str, Any]) -> str:
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(params.items()))
 
 
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1; None for fewer than two values)."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
 class PruneOnValidation(Callback):
     """Reports each validation score to an Optuna trial and stops the run when the pruner says so."""
 
@@ -62,13 +78,17 @@ class PruneOnValidation(Callback):
 def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, list[Any]], sampler: str = "grid",
               trials: int | None = None, storage: str | None = None, study_name: str | None = None,
               overrides: list[str] | None = None, metric: str = "fid", heartbeat: int = 60,
-              seed: int = 0, show_progress: bool = False, jobs: int = 1, worker: int = 0) -> dict[str, Any]:
+              seed: int = 0, show_progress: bool = False, jobs: int = 1, worker: int = 0,
+              seeds: list[int] | None = None) -> dict[str, Any]:
     """Run trials until the study has ``trials`` finished (complete or pruned) ones, then score the
     best on the test split and write OUT/sweep.md, .csv and .json.
 
+    ``seed`` seeds the sampler; ``seeds`` are training seeds: each trial trains once per seed (see
+    the module's description; default: one run per trial with the configured ``train.seed``).
     ``jobs`` > 1 starts ``jobs - 1`` worker processes on the same study (``worker`` = their index,
     1, 2, ...; a worker only runs trials and returns None) besides this one, spread over the GPUs
-    and sharing the CPU threads as :mod:`unpaired.jobs` describes."""
+    and sharing the CPU threads as :mod:`unpaired.jobs` describes. Each process runs whole trials
+    (all their seeds)."""
     try:
         import optuna
     except ImportError:
@@ -78,8 +98,13 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     from .evaluate import evaluate_run
     from .train import Trainer
 
+    from .experiment import check_seeds
+
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    seeds = check_seeds(seeds, "--seeds")
+    if seeds is not None and any(k in ("seed", "train.seed") for k in space):
+        raise ConfigError("--seeds sets train.seed of every trial's runs; do not also search it with --param")
     fixed = [("--data", {"data.root": str(data)})] + [("--set", dict([parse_override(item)])) for item in overrides or []]
     base = build_config(model, settings=fixed)
     # every trial validates (every epoch unless --set says otherwise) and is judged by `metric`
@@ -87,8 +112,9 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
                             "train.val_unit": base.train.val_unit if base.train.val_every else "epoch",
                             "train.val_metric": metric})
 
-    def trial_config(params: dict[str, Any]) -> Config:
-        return build_config(model, settings=[*fixed, validation, ("--param", params)])
+    def trial_config(params: dict[str, Any], train_seed: int | None = None) -> Config:
+        extra = [] if train_seed is None else [("--seeds", {"train.seed": train_seed})]
+        return build_config(model, settings=[*fixed, validation, ("--param", params), *extra])
 
     trial_config({k: v[0] for k, v in space.items()})  # fail fast on unknown keys or bad values
     out = Path(out)
@@ -107,6 +133,7 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     study = optuna.create_study(study_name=name, storage=rdb, direction="minimize", sampler=chosen_sampler,
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
                                 load_if_exists=True)
+    _check_study_seeds(study, seeds)
     grid_size = 1
     for values in grid.values():
         grid_size *= len(values)
@@ -116,21 +143,36 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     def objective(trial: "optuna.Trial") -> float:
         current["trial"] = trial
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
-        run_dir = out / "trials" / trial_name(params)
-        trial.set_user_attr("run_dir", str(run_dir))
-        pruning = PruneOnValidation(trial, metric)
-        with _run_dir_lock(run_dir, trial.number):
-            summary = Trainer(trial_config(params), run_dir, callbacks=[pruning, *extra_callbacks],
-                              show_progress=show_progress).fit()
-        if summary.get("stop_reason") == "interrupted":  # Ctrl-C: not a result; the trial is re-queued
-            raise KeyboardInterrupt(f"trial {trial.number} stopped at iteration {summary['iteration']}")
-        best = (summary.get("validation") or {}).get("best")
-        if pruning.pruned:
-            raise optuna.TrialPruned()
-        if best is None:
-            raise RuntimeError(f"trial {trial.number} produced no validation score")
-        trial.set_user_attr("best_iteration", best["iteration"])
-        return float(best[metric])
+        trial_dir = out / "trials" / trial_name(params)
+        trial.set_user_attr("run_dir", str(trial_dir))
+        # (train seed, run folder): the trial folder itself without seeds, else one seed<k> folder per seed
+        runs = [(None, trial_dir)] if seeds is None else [(k, trial_dir / f"seed{k}") for k in seeds]
+        values: list[float] = []
+        iterations: list[int] = []
+        with _run_dir_lock(trial_dir, trial.number):
+            for i, (train_seed, run_dir) in enumerate(runs):
+                # only the first seed reports to the pruner: its intermediate values are comparable
+                # with the other trials' first seeds at the same iteration
+                pruning = PruneOnValidation(trial, metric) if i == 0 else None
+                summary = Trainer(trial_config(params, train_seed), run_dir,
+                                  callbacks=[*([pruning] if pruning else []), *extra_callbacks],
+                                  show_progress=show_progress).fit()
+                which = f"trial {trial.number}" + ("" if train_seed is None else f" seed {train_seed}")
+                if summary.get("stop_reason") == "interrupted":  # Ctrl-C: not a result; the trial is re-queued
+                    raise KeyboardInterrupt(f"{which} stopped at iteration {summary['iteration']}")
+                best = (summary.get("validation") or {}).get("best")
+                if pruning is not None and pruning.pruned:
+                    raise optuna.TrialPruned()
+                if best is None:
+                    raise RuntimeError(f"{which} produced no validation score")
+                values.append(float(best[metric]))
+                iterations.append(best["iteration"])
+                if seeds is not None:  # after each seed, so a trial in progress shows what it has
+                    trial.set_user_attr("seeds", seeds[:i + 1])
+                    trial.set_user_attr("seed_values", values)
+                    trial.set_user_attr("best_iterations", iterations)
+        trial.set_user_attr("best_iteration", iterations[0])
+        return statistics.fmean(values)
 
     def counts() -> dict[str, int]:
         states = [t.state.name for t in study.get_trials(deepcopy=False)]
@@ -159,7 +201,7 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
                 args = ["sweep", "--model", model, "--data", str(data), "--out", str(out), "--space", json.dumps(space),
                         "--sampler", sampler, "--trials", str(n_total), "--storage", url, "--study-name", name,
                         "--metric", metric, "--heartbeat", str(heartbeat), "--seed", str(seed), "--quiet",
-                        "--worker", str(i)]
+                        "--worker", str(i), *(["--seeds", *map(str, seeds)] if seeds is not None else [])]
                 for item in overrides or []:
                     args += ["--set", item]
                 pool.start(Job(f"worker {i}", package_command(*args), out / "workers" / f"worker{i}.log"))
@@ -179,16 +221,32 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
             torch.set_num_threads(threads)
     if worker:
         return None
-    result: dict[str, Any] = {"study": name, "storage": url, "metric": metric, "trials": []}
+    result: dict[str, Any] = {"study": name, "storage": url, "metric": metric, "seeds": seeds, "trials": []}
     for t in study.get_trials(deepcopy=False):
-        result["trials"].append({"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-                                 "run_dir": t.user_attrs.get("run_dir")})
+        entry = {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+                 "run_dir": t.user_attrs.get("run_dir")}
+        if seeds is not None:  # value: the mean over seeds (a pruned trial's: its first seed's last score)
+            per_seed = t.user_attrs.get("seed_values") or []
+            entry.update(seed_values=dict(zip(map(str, t.user_attrs.get("seeds") or []), per_seed)),
+                         std=mean_std(per_seed)[1] if t.state.name == "COMPLETE" else None)
+        result["trials"].append(entry)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = min(complete, key=lambda t: t.value)
-        test = evaluate_run(best.user_attrs["run_dir"], data, "test", which="best", show_progress=show_progress)
+        best_dir = Path(best.user_attrs["run_dir"])
+        dirs = [best_dir] if seeds is None else [best_dir / f"seed{k}" for k in seeds]
+        tests = [evaluate_run(d, data, "test", which="best", show_progress=show_progress) for d in dirs]
         result["best"] = {"number": best.number, "params": best.params, f"val_{metric}": best.value,
-                          "test_fid": test["fid"], "test_kid": test["kid"], "run_dir": best.user_attrs["run_dir"]}
+                          "run_dir": str(best_dir)}
+        for key in ("fid", "kid"):  # with seeds: the mean over the seeds' test scores, and their std
+            result["best"][f"test_{key}"], std = mean_std([r[key] for r in tests])
+            if seeds is not None:
+                result["best"][f"test_{key}_std"] = std
+        if seeds is not None:
+            result["best"][f"val_{metric}_std"] = mean_std(best.user_attrs.get("seed_values") or [])[1]
+            result["best"]["seeds"] = [{"seed": k, "run_dir": str(d), "test_fid": r["fid"], "test_kid": r["kid"],
+                                        "checkpoint": r["checkpoint"], "iteration": r["iteration"]}
+                                       for k, d, r in zip(seeds, dirs, tests)]
     _write_table(result, out)
     failed = [j for j in pool.finished if not j.ok] if pool else []
     if failed:
@@ -234,6 +292,27 @@ def _run_trials(study, objective, counts, n_total: int, current: dict[str, Any],
             raise
 
 
+def _check_study_seeds(study, seeds: list[int] | None) -> None:
+    """A study's trial values are means over one set of training seeds: record the seeds in a new
+    study, and refuse to continue a study with other seeds (a study without the record and with
+    trials is from before --seeds: one run per trial)."""
+    key = "train_seeds"
+    attrs = study.user_attrs
+    if key in attrs:
+        recorded = attrs[key]
+    elif study.get_trials(deepcopy=False):
+        recorded = None
+    else:
+        study.set_user_attr(key, seeds)
+        recorded = seeds
+    if recorded != seeds:
+        def say(s):
+            return "no --seeds" if s is None else "--seeds " + " ".join(map(str, s))
+
+        raise ConfigError(f"study {study.study_name!r} was run with {say(recorded)}, this command has {say(seeds)}: "
+                          f"give the same seeds, or start another study (--study-name, or another --out/--storage)")
+
+
 @contextlib.contextmanager
 def _run_dir_lock(run_dir: Path, number: int):
     """Hold an exclusive lock on a trial's run folder: a trial with the same parameters as one running
@@ -258,22 +337,46 @@ def _run_dir_lock(run_dir: Path, number: int):
 
 def _write_table(result: dict[str, Any], out: Path) -> None:
     keys = sorted({k for t in result["trials"] for k in t["params"]})
-    lines = [f"Sweep {result['study']} ({result['storage']}), minimising validation {result['metric'].upper()}.", "",
-             "| trial | state | " + " | ".join(keys) + f" | val {result['metric']} |",
-             "|---|---|" + "---|" * len(keys) + "---|"]
+    seeds, metric = result.get("seeds"), result["metric"]
+
+    def num(v, spec=".4g"):
+        return "-" if v is None else format(v, spec)
+
+    if seeds is None:
+        head, extra_cols = f" | val {metric} |", 1
+    else:
+        head, extra_cols = f" | val {metric} mean | std | " + " | ".join(f"seed {k}" for k in seeds) + " |", 2 + len(seeds)
+    lines = [f"Sweep {result['study']} ({result['storage']}), minimising validation {metric.upper()}"
+             + ("." if seeds is None else
+                f" averaged over training seeds {', '.join(map(str, seeds))} (each trial trains every seed; "
+                f"std: sample standard deviation over seeds; a pruned trial shows its first seed's last "
+                f"validation score)."), "",
+             "| trial | state | " + " | ".join(keys) + head, "|---|---|" + "---|" * (len(keys) + extra_cols)]
     for t in result["trials"]:
-        val = "-" if t["value"] is None else f"{t['value']:.4g}"
-        lines.append(f"| {t['number']} | {t['state']} | " + " | ".join(str(t["params"].get(k, "-")) for k in keys)
-                     + f" | {val} |")
+        row = f"| {t['number']} | {t['state']} | " + " | ".join(str(t["params"].get(k, "-")) for k in keys)
+        row += f" | {num(t['value'])} |"
+        if seeds is not None:
+            row += f" {num(t['std'])} | " + " | ".join(num(t["seed_values"].get(str(k))) for k in seeds) + " |"
+        lines.append(row)
     if "best" in result:
         b = result["best"]
-        lines += ["", f"Best: trial {b['number']} {b['params']}: validation {result['metric'].upper()} "
-                      f"{b['val_' + result['metric']]:.4g}; test FID {b['test_fid']:.2f}, KID {b['test_kid']:.4f}."]
+        if seeds is None:
+            lines += ["", f"Best: trial {b['number']} {b['params']}: validation {metric.upper()} "
+                          f"{b['val_' + metric]:.4g}; test FID {b['test_fid']:.2f}, KID {b['test_kid']:.4f}."]
+        else:
+            pm = {k: "" if b.get(k + "_std") is None else f" ± {b[k + '_std']:{s}}"
+                  for k, s in (("val_" + metric, ".4g"), ("test_fid", ".2f"), ("test_kid", ".4f"))}
+            lines += ["", f"Best: trial {b['number']} {b['params']}: validation {metric.upper()} "
+                          f"{b['val_' + metric]:.4g}{pm['val_' + metric]}; test FID {b['test_fid']:.2f}{pm['test_fid']}, "
+                          f"KID {b['test_kid']:.4f}{pm['test_kid']} (mean ± std over seeds "
+                          f"{', '.join(map(str, seeds))}, each seed's best-by-validation checkpoint: "
+                          + ", ".join(f"seed {e['seed']} FID {e['test_fid']:.2f}" for e in b["seeds"]) + ")."]
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
     with open(out / "sweep.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["trial", "state", *keys, "value"])
+        w.writerow(["trial", "state", *keys, "value", *(["std", *(f"seed{k}" for k in seeds)] if seeds else [])])
         for t in result["trials"]:
-            w.writerow([t["number"], t["state"], *[t["params"].get(k) for k in keys], t["value"]])
+            w.writerow([t["number"], t["state"], *[t["params"].get(k) for k in keys], t["value"],
+                        *([t["std"], *(t["seed_values"].get(str(k)) for k in seeds)] if seeds else [])])
     (out / "sweep.json").write_text(json.dumps(result, indent=2))
     print((out / "sweep.md").read_text(), end="", file=sys.stdout)
