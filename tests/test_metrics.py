@@ -141,6 +141,8 @@ def test_evaluate_fid_on_real_images(tmp_path, monkeypatch, capsys):
 
     want = pytorch_fid_formula(feats(outlines), feats(photos))
     assert got["fid"] == pytest.approx(want, abs=1e-3)
+    assert got["fid_ci"]["n_boot"] == 1000 and 0 < got["fid_ci"]["low"] < got["fid_ci"]["high"]
+    assert 0 < got["kid_ci"]["low"] < got["kid_ci"]["high"]
     same = cli(photos, photos)
     assert abs(same["fid"]) < 1e-6
     halves = cli(outlines, outlines2)     # two disjoint sets of outlines: same distribution

@@ -45,8 +45,14 @@ def default_n_boot(n1: int, n2: int) -> int:
 
 
 def _interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of the finite values (a KID resample of a tiny set can have no pair of
+    different images in a subset, and no value)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        raise ValueError("no resample gave a finite value (sets too small?)")
     alpha = (1 - level) / 2 * 100
-    low, high = np.percentile(np.asarray(values, dtype=np.float64), [alpha, 100 - alpha])
+    low, high = np.percentile(v, [alpha, 100 - alpha])
     return float(low), float(high)
 
 
