@@ -321,4 +321,6 @@ def test_evaluate_folders_without_kid_needs_only_fid(tmp_path, monkeypatch):
     write_images(tmp_path / "real", 3, size=(32, 32))
     write_images(tmp_path / "fake", 2, size=(32, 32), seed=9)
     result = unpaired.evaluate_folders(tmp_path / "real", tmp_path / "fake", kid=False)
-    assert set(result) == {"fid", "n_real", "n_fake"} and result["n_fake"] == 2
+    assert set(result) == {"fid", "fid_ci", "n_real", "n_fake"} and result["n_fake"] == 2
+    assert set(unpaired.evaluate_folders(tmp_path / "real", tmp_path / "fake", kid=False, ci=False)) == \
+        {"fid", "n_real", "n_fake"}

@@ -3,11 +3,15 @@ import csv
 import json
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
+from unpaired.evaluate import run_features
+from unpaired.metrics.fid import fid_from_features
+from unpaired.metrics.paired import pair_metrics
 
 from conftest import write_images
 from test_metrics import needs_inception
@@ -48,12 +52,34 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
     best_ckpt = ckpt_io.load(run / "checkpoints" / "best.pt")
     assert best_ckpt["progress"]["iteration"] == best["iter"] and "optimizers" not in best_ckpt
 
+    names = [f"{i:03d}.png" for i in range(5)]
     for r in runs:
         assert main(["evaluate", "run", str(r), "--data", str(split_dir), "--json", "--device", "cpu"]) == 0
         result = json.loads(capsys.readouterr().out)
         assert result["n_fake"] == 5 and result["n_real"] == 5 and result["checkpoint"] == "best.pt"
-        assert sorted(p.name for p in (r / "eval" / "test").iterdir()) == [f"{i:03d}.png" for i in range(5)]
+        assert sorted(p.name for p in (r / "eval" / "test").iterdir()) == names
         assert Image.open(r / "eval" / "test" / "000.png").size == (32, 32)
+        # bootstrap intervals over the test images
+        assert result["fid_ci"]["n_boot"] == 1000 and result["fid_ci"]["low"] < result["fid_ci"]["high"]
+        assert result["kid_ci"]["low"] < result["kid_ci"]["high"] and result["kid_subset_size"] == 2
+        # the split keeps pairs (testA/000.png <-> testB/000.png): paired metrics, per image by file name
+        paired = result["paired"]
+        assert paired["n_pairs"] == 5 and paired["tolerance"] == 10 and sorted(paired["per_image"]) == names
+        fake = np.asarray(Image.open(r / "eval" / "test" / "003.png").convert("RGB"))
+        target = np.asarray(Image.open(split_dir / "testB" / "003.png").convert("RGB").resize((32, 32), Image.BICUBIC))
+        assert paired["per_image"]["003.png"] == pytest.approx(pair_metrics(fake, target))
+        assert paired["ssim"] == pytest.approx(np.mean([v["ssim"] for v in paired["per_image"].values()]))
+        # the translations' Inception features, and where the real ones come from: FID without Inception
+        feats = np.load(r / "eval" / "test_features.npy")
+        assert feats.shape == (5, 2048) and feats.dtype == np.float32
+        assert result["features"]["real"] == {"dir": str((split_dir / "testB").resolve()), "size": 32,
+                                              "limit": None, "n": 5}
+        real, fake_feats = run_features(r, "test")
+        assert fid_from_features(real, fake_feats) == pytest.approx(result["fid"], rel=1e-4)
+    assert main(["evaluate", "run", str(runs[0]), "--data", str(split_dir), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("95% bootstrap over images (1000 resamples): FID [")
+    assert lines[3].startswith("paired (5 pairs): L1 ") and "(tolerance 10/255)" in lines[3]
 
     out = tmp_path / "report"
     assert main(["report", *map(str, runs), "--out", str(out)]) == 0

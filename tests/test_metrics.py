@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unpaired.cli import main
-from unpaired.metrics.fid import fid_from_features, frechet_distance, kid_from_features, statistics
+from unpaired.metrics.fid import (default_kid_subset_size, fid_from_features, frechet_distance, kid_from_features,
+                                  score, statistics)
 from unpaired.metrics.inception import InceptionUnavailable, preprocess, weights_path
 
 from conftest import SHARED_DATA
@@ -47,6 +48,35 @@ def test_kid_matches_unbiased_mmd_loops():
             - 2 * sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m ** 2)
     mean, std = kid_from_features(x, y, num_subsets=3, subset_size=6)  # full sets: every subset equal
     assert mean == pytest.approx(want, rel=1e-12) and std == pytest.approx(0, abs=1e-12)
+
+
+def test_kid_subset_size_rule():
+    assert default_kid_subset_size(5000, 2000) == 1000  # both sets large: the usual 1000
+    assert default_kid_subset_size(5000, 1999) == 999   # else half the smaller set
+    assert default_kid_subset_size(55, 55) == 27 and default_kid_subset_size(16, 300) == 8
+    assert default_kid_subset_size(3, 2) == 2           # at least 2
+
+
+def test_kid_small_sets_spread_and_unbiased_mean():
+    """55 vs 55: subsets of 27 differ (std > 0); the mean over subsets estimates the full-set unbiased
+    MMD^2 (a U-statistic's expectation over random subsets is the full-set U-statistic)."""
+    rng = np.random.default_rng(3)
+    d = 8
+    x, y = rng.standard_normal((55, d)), rng.standard_normal((55, d)) * 1.2 + 0.3
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1) ** 3
+
+    n = 55  # written out with loops over pairs, independently of kid_from_features
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(n)) / n ** 2
+    full = xx + yy - 2 * xy
+    mean, std = kid_from_features(x, y, num_subsets=2000)
+    assert std > 0.05 * abs(full)
+    assert mean == pytest.approx(full, abs=4 * std / np.sqrt(2000))  # within 4 standard errors
+    s = score(x, y)
+    assert s["kid_subset_size"] == 27 and s["kid_std"] > 0
 
 
 def test_preprocess_is_pytorch_fid():
@@ -111,6 +141,8 @@ def test_evaluate_fid_on_real_images(tmp_path, monkeypatch, capsys):
 
     want = pytorch_fid_formula(feats(outlines), feats(photos))
     assert got["fid"] == pytest.approx(want, abs=1e-3)
+    assert got["fid_ci"]["n_boot"] == 1000 and 0 < got["fid_ci"]["low"] < got["fid_ci"]["high"]
+    assert 0 < got["kid_ci"]["low"] < got["kid_ci"]["high"]
     same = cli(photos, photos)
     assert abs(same["fid"]) < 1e-6
     halves = cli(outlines, outlines2)     # two disjoint sets of outlines: same distribution

@@ -12,7 +12,8 @@ needs the eigenvalues of S1 S2, which are real and non-negative:
 
 KID (Binkowski et al. 2018): unbiased MMD^2 with the kernel (x.y / d + 1)^3, averaged over random
 subsets (mean and standard deviation), suited to small test sets. Being unbiased for *independent*
-samples, it is slightly negative for a set scored against itself.
+samples, it is slightly negative for a set scored against itself. Subset size: see
+:func:`default_kid_subset_size` (1000, or half the smaller set when a set has fewer than 2000 images).
 """
 from __future__ import annotations
 
@@ -60,13 +61,40 @@ def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
     return float(diff @ diff + tr1 + tr2 - 2 * tr_covmean)
 
 
-def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int = 1000,
+KID_SUBSET_SIZE = 1000  # the usual choice (Binkowski et al.; torch-fidelity, clean-fid) for large sets
+
+
+def default_kid_subset_size(n1: int, n2: int, preferred: int = KID_SUBSET_SIZE) -> int:
+    """The KID subset size for sets of ``n1`` and ``n2`` images.
+
+    ``preferred`` (1000) when both sets have at least twice as many images, else half the smaller set
+    (at least 2). A subset size equal to the set size would draw the whole set every time, so the
+    standard deviation over subsets would be 0 and say nothing; half the set keeps the subsets
+    different. The mean over subsets estimates the same quantity for any subset size (the estimator
+    is unbiased; its expectation over random subsets is the full-set unbiased MMD^2), only its spread
+    depends on the size."""
+    m = min(n1, n2)
+    return preferred if m >= 2 * preferred else max(2, m // 2)
+
+
+def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int | None = None,
                       seed: int = 0) -> tuple[float, float]:
-    """Mean and standard deviation of the unbiased MMD^2 over random subsets of both sets."""
+    """Mean and standard deviation of the unbiased MMD^2 over random subsets of both sets.
+
+    Each of ``num_subsets`` subsets draws ``subset_size`` images from each set without replacement;
+    ``None`` picks :func:`default_kid_subset_size` (1000 when both sets have at least 2000 images, else half
+    the smaller set, at least 2); an explicit size is capped at the smaller set. The standard
+    deviation (ddof=0) is the spread of KID over subsets *of that size*: it is not the standard error
+    of the mean and not an interval for the test set's KID (see
+    :func:`unpaired.metrics.uncertainty.bootstrap_kid` for that)."""
     n = f1.shape[1]
+    if min(len(f1), len(f2)) < 2:
+        raise ValueError("KID needs at least 2 images on each side")
+    if subset_size is None:
+        subset_size = default_kid_subset_size(len(f1), len(f2))
     m = min(len(f1), len(f2), subset_size)
     if m < 2:
-        raise ValueError("KID needs at least 2 images on each side")
+        raise ValueError("KID needs subsets of at least 2 images")
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(num_subsets):
@@ -153,9 +181,14 @@ def cached_folder_features(folder: str | Path, size: int | None = None, device: 
 
 
 def score(real: np.ndarray, fake: np.ndarray, kid: bool = True, kid_subsets: int = 100,
-          kid_subset_size: int = 1000) -> dict[str, float]:
-    """FID and (unless ``kid=False``) KID mean and std of fake features against real features."""
+          kid_subset_size: int | None = None) -> dict[str, float]:
+    """FID and (unless ``kid=False``) KID mean and std of fake features against real features.
+
+    ``kid_subset_size=None`` uses :func:`default_kid_subset_size` (1000, or half the smaller set below 2000
+    images); the size used is returned as ``kid_subset_size``."""
     result = {"fid": fid_from_features(real, fake)}
     if kid:
-        result["kid"], result["kid_std"] = kid_from_features(real, fake, kid_subsets, kid_subset_size)
+        m = default_kid_subset_size(len(real), len(fake)) if kid_subset_size is None else kid_subset_size
+        result["kid"], result["kid_std"] = kid_from_features(real, fake, kid_subsets, m)
+        result["kid_subset_size"] = int(min(m, len(real), len(fake)))
     return {**result, "n_real": int(len(real)), "n_fake": int(len(fake))}

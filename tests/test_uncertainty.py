@@ -1,0 +1,122 @@
+"""Bootstrap intervals, seed summaries and the paired comparison, on synthetic features."""
+import time
+
+import numpy as np
+import pytest
+
+from unpaired.metrics.fid import fid_from_features, kid_from_features
+from unpaired.metrics.uncertainty import (_FID, _KID, bootstrap_fid, bootstrap_kid, default_n_boot,
+                                          paired_difference, seeds_summary)
+
+D = 16
+
+
+def gauss(rng, n, shift=0.0, scale=1.0, d=D):
+    return rng.standard_normal((n, d)) * scale + shift
+
+
+def test_resampled_fid_and_kid_equal_direct_computation():
+    """The Gram-matrix FID and the kernel-matrix KID of a resample equal the direct formulas."""
+    rng = np.random.default_rng(0)
+    real, fake = gauss(rng, 30, d=64), gauss(rng, 25, 0.3, d=64)
+    fid, kid = _FID(real, [fake]), _KID(real, [fake])
+    assert fid.gram
+    for _ in range(3):
+        ri, fi = rng.integers(0, 30, 30), rng.integers(0, 25, 25)
+        assert fid(0, ri, fi) == pytest.approx(fid_from_features(real[ri], fake[fi]), rel=1e-9, abs=1e-9)
+    # without duplicates the KID of the kernel matrices is kid_from_features' estimator
+    pa, pb = rng.choice(30, 12, replace=False), rng.choice(25, 12, replace=False)
+    x, y = real[pa], fake[pb]
+    kxx, kyy, kxy = ((a @ b.T / 64 + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    want = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (12 * 11) - 2 * kxy.mean()
+    assert kid(0, np.arange(30), np.arange(25), [(pa, pb)]) == pytest.approx(want, rel=1e-10)
+    # large sets (n1 n2 > d^2) take fid_from_features' covariance path
+    big = _FID(gauss(rng, 40, d=4), [gauss(rng, 40, d=4)])
+    assert not big.gram
+
+
+def test_bootstrap_fid_fast_and_narrows_with_sample_size():
+    rng = np.random.default_rng(1)
+    real, fake = gauss(rng, 55, d=2048), gauss(rng, 55, 0.2, d=2048)
+    t0 = time.perf_counter()
+    low, high = bootstrap_fid(real, fake, n_boot=1000)
+    assert time.perf_counter() - t0 < 20  # ~0.5 s on one free core; generous for a loaded machine
+    # the documented upward bias of duplicates: 55 images in 2048-d, the interval lies above the value
+    assert fid_from_features(real, fake) < low < high
+    widths = []
+    for n in (40, 400):  # in 4-d the bias is small next to the spread
+        r, f = gauss(rng, n, d=4), gauss(rng, n, 0.5, d=4)
+        lo, hi = bootstrap_fid(r, f, n_boot=300)
+        assert lo < fid_from_features(r, f) < hi
+        widths.append(hi - lo)
+    assert widths[1] < 0.5 * widths[0]  # ~1/sqrt(10) expected
+
+
+def test_bootstrap_kid_contains_observed_value():
+    rng = np.random.default_rng(2)
+    real, fake = gauss(rng, 60), gauss(rng, 60, 0.7)
+    kid, _ = kid_from_features(real, fake)
+    low, high = bootstrap_kid(real, fake, n_boot=300)
+    assert low < kid < high and low > 0  # clearly different distributions: the whole interval above 0
+
+
+def test_default_n_boot_falls_with_set_size():
+    assert default_n_boot(55, 55) == 1000 and default_n_boot(55, 800) == 300
+    assert default_n_boot(2000, 2000) == 100 and default_n_boot(10000, 500) == 30
+
+
+def test_seeds_summary():
+    v = [31.2, 29.8, 33.5]
+    s = seeds_summary(v)
+    assert s["n"] == 3 and s["mean"] == pytest.approx(np.mean(v)) and s["std"] == pytest.approx(np.std(v, ddof=1))
+    assert min(v) <= s["ci"][0] < s["mean"] < s["ci"][1] <= max(v)
+    one = seeds_summary([30.0])
+    assert one["mean"] == 30.0 and one["std"] is None and one["ci"] is None
+
+
+@pytest.mark.parametrize("metric", ["fid", "kid"])
+def test_paired_difference_finds_the_better_row(metric):
+    rng = np.random.default_rng(3)
+    real = gauss(rng, 50)
+    close = {s: gauss(rng, 50, 0.1) for s in (0, 1, 2)}  # near the real distribution
+    far = {s: gauss(rng, 50, 0.8) for s in (0, 1, 2)}    # clearly shifted
+    r = paired_difference(far, close, real, metric=metric, n_boot=300)  # B = close: lower FID/KID
+    assert r["verdict"] == "better" and r["difference"] < 0 and r["ci"][0] <= r["difference"] <= r["ci"][1]
+    assert r["seeds"] == [0, 1, 2] and r["n_test"] == 50 and r["note"] is None
+    want = np.mean([fid_from_features(real, close[s]) - fid_from_features(real, far[s]) for s in (0, 1, 2)]) \
+        if metric == "fid" else \
+        np.mean([kid_from_features(real, close[s])[0] - kid_from_features(real, far[s])[0] for s in (0, 1, 2)])
+    assert r["difference"] == pytest.approx(want)
+    swapped = paired_difference(close, far, real, metric=metric, n_boot=300)
+    assert swapped["verdict"] == "worse" and swapped["difference"] == pytest.approx(-r["difference"])
+
+
+def test_paired_difference_same_distribution_is_noise():
+    """Rows drawn from one distribution: 'within noise' (a 95% interval misses 0 about 1 time in 20)."""
+    verdicts = []
+    for k in range(5):
+        rng = np.random.default_rng(10 + k)
+        real = gauss(rng, 40)
+        a, b = [gauss(rng, 40, 0.3) for _ in range(3)], [gauss(rng, 40, 0.3) for _ in range(3)]
+        r = paired_difference(a, b, real, n_boot=200, seed=k)
+        assert r["ci"][0] <= r["difference"] <= r["ci"][1]
+        verdicts.append(r["verdict"])
+    assert verdicts.count("within noise") >= 4
+
+
+def test_paired_difference_pairs_common_seeds_and_custom_metric():
+    rng = np.random.default_rng(4)
+    real = gauss(rng, 30)
+    a = {0: gauss(rng, 30, 0.5), 1: gauss(rng, 30, 0.5), 7: gauss(rng, 30, 0.5)}
+    b = {0: gauss(rng, 30, 0.5), 1: gauss(rng, 30, 0.5), 2: gauss(rng, 30, 0.5)}
+
+    def mean_gap(r, f):
+        return float(np.abs(r.mean(0) - f.mean(0)).sum())
+
+    with pytest.warns(UserWarning, match="common seeds"):
+        r = paired_difference(a, b, real, metric=mean_gap, n_boot=100)
+    assert r["seeds"] == [0, 1] and "only in A: [7]" in r["note"] and r["metric"] == "mean_gap"
+    with pytest.raises(ValueError, match="same test inputs"):
+        paired_difference({0: a[0]}, {0: a[0][:20]}, real)
+    with pytest.raises(ValueError, match="no seed in common"):
+        paired_difference({0: a[0]}, {1: a[0]}, real)
