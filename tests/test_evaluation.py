@@ -2,6 +2,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,16 +85,24 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
     out = tmp_path / "report"
     assert main(["report", *map(str, runs), "--out", str(out)]) == 0
     md = (out / "results.md").read_text()
-    assert "| CUT - CE |" in md and "| FastCUT - Focal (gamma 2, alpha 0.25) |" in md
+    assert "| CUT - CE | cut |" in md and "| FastCUT - Focal (gamma 2, alpha 0.25) | fastcut-focal |" in md
+    assert "**The 5 worst** test translations (largest L1 error against the paired target)" in md
     rows = list(csv.DictReader(open(out / "results.csv")))
     tests = [json.loads((r / "eval" / "test.json").read_text()) for r in runs]
     assert [float(row["FID"]) for row in rows] == pytest.approx([t["fid"] for t in tests])
     assert all(float(row["sec_per_iter"]) > 0 and float(row["memory_GiB"]) > 0 for row in rows)
-    for png in ("losses.png", "fid.png"):
+    for png in ("losses.png", "fid.png", "nce_positive.png"):
         im = Image.open(out / png)
         assert im.size[0] > 300 and len(set(im.convert("L").getdata())) > 10  # a real plot, not a blank
     html = (out / "gallery.html").read_text()
-    assert html.count("<figure>") == 10 and len(re.findall(r"src='data:image/png;base64,", html)) == 12
+    # 3 plots, then per run 5 test triptychs and its 5 worst (all 5 test images, ranked by paired L1)
+    assert html.count("<figure>") == 23 and len(re.findall(r"src='data:image/png;base64,", html)) == 23
+    for heading, test in zip(["CUT - CE (cut)", "FastCUT - Focal (gamma 2, alpha 0.25) (fastcut-focal)"], tests):
+        l1 = sorted(((v["l1"], k) for k, v in test["paired"]["per_image"].items()), reverse=True)
+        start = html.index(f"<h3>{heading}</h3>")
+        at = [html.index(f"<figcaption>{Path(k).stem}: L1 {v:.3f}</figcaption>", start) for v, k in l1]
+        assert at == sorted(at)  # worst first
+    assert "<strong>The 5 worst</strong>" in html and "**" not in html
     assert "http" not in html  # self-contained
 
 

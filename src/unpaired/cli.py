@@ -248,7 +248,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     try:
-        files = write_report(args.run_dirs, args.out, args.gallery_limit)
+        files = write_report(args.run_dirs, args.out, args.gallery_limit, worst=args.worst, compare=not args.no_compare)
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
     print(Path(files["markdown"]).read_text(), end="")
@@ -462,11 +462,18 @@ def make_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_profile)
 
     rp = sub.add_parser("report", help="table (Markdown, CSV), curves and an HTML gallery of runs",
-                        description="Thesis-style table (method, FID, KID, sec/iter, memory, best epoch), loss and "
-                                    "validation-FID plots, and a self-contained HTML gallery of test triptychs.")
+                        description="Thesis-style table (method, test FID/KID with intervals, paired metrics, "
+                                    "sec/iter, memory, best epoch, collapse), paired comparisons of rows that differ "
+                                    "only in loss settings, loss / validation-FID / PatchNCE-positive plots, and a "
+                                    "self-contained HTML gallery of test triptychs and the worst translations. "
+                                    "Folders named seed<k> under one parent form one row (mean ± std over seeds).")
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--gallery-limit", type=int, default=24, help="triptychs per run in the gallery (default 24)")
+    rp.add_argument("--worst", type=int, default=8, metavar="N",
+                    help="worst test translations shown per row, ranked by paired L1 or feature distance (default 8)")
+    rp.add_argument("--no-compare", action="store_true",
+                    help="skip the paired comparisons of rows (they need each run's eval/test_features.npy)")
     rp.set_defaults(func=cmd_report)
 
     ex = sub.add_parser("experiment", help="train, evaluate and tabulate every row of an experiment file",

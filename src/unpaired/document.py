@@ -9,11 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-Text = Union[str, list]  # a string, or a list of str / Bold spans
+Text = Union[str, list]  # a string, or a list of str / Bold / Code spans
 
 
 @dataclass
 class Bold:
+    text: str
+
+
+@dataclass
+class Code:
     text: str
 
 
@@ -116,11 +121,13 @@ def _spans(text: Text) -> list:
 
 
 def _md_text(text: Text) -> str:
-    return "".join(f"**{s.text}**" if isinstance(s, Bold) else s for s in _spans(text))
+    return "".join(f"**{s.text}**" if isinstance(s, Bold) else f"`{s.text}`" if isinstance(s, Code) else s
+                   for s in _spans(text))
 
 
 def _html_text(text: Text) -> str:
-    return "".join(f"<strong>{html.escape(s.text)}</strong>" if isinstance(s, Bold) else html.escape(s)
+    return "".join(f"<strong>{html.escape(s.text)}</strong>" if isinstance(s, Bold) else
+                   f"<code>{html.escape(s.text)}</code>" if isinstance(s, Code) else html.escape(s)
                    for s in _spans(text))
 
 

@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import Config, ConfigError, build_config, load_yaml
+from .document import Bold
 
 
 def check_seeds(seeds: Any, where: str) -> list[int] | None:
@@ -130,9 +129,10 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
     if not report:
         return {}
     thesis = {r["name"]: r["thesis"] for r in spec["rows"] if "thesis" in r}
-    note = (f"Experiment {spec.get('name', Path(path).stem)}, scale **{scale}** "
-            f"({yaml.safe_dump(spec['scales'][scale].get('set', {}), default_flow_style=True).strip()}), data {data}"
-            + (f", seeds {', '.join(map(str, seeds))} (one run per row and seed)." if seeds is not None else "."))
+    overrides = spec["scales"][scale].get("set") or {}
+    note = ["Experiment ", Bold(str(spec.get("name", Path(path).stem))), ", scale ", Bold(scale),
+            f" ({', '.join(f'{k} = {v}' for k, v in overrides.items()) or 'no overrides'}), data {data}"
+            + (f", seeds {', '.join(map(str, seeds))} (one run per row and seed)." if seeds is not None else ".")]
     groups = {row["name"]: [run_dir_of(out, row["name"], seed) for seed in (seeds if seeds is not None else [None])]
               for row in rows}
     return write_report(groups, out / "report", note=note, reference=thesis)

@@ -1,18 +1,33 @@
-"""Reports over run folders: the thesis-style table (Markdown, CSV), curves (PNG), an HTML gallery."""
+"""Reports over run folders: the thesis-style table with uncertainty (Markdown, CSV), comparisons
+with a verdict, curves (PNG), and a self-contained HTML page with the same tables and the
+translations, best and worst.
+
+Runs are grouped into rows (a method's configuration): an experiment passes {row: [run folders of
+its seeds]}; on the command line, folders named ``seed<k>`` are grouped under their parent's name.
+A row with several seeds is reported as mean ± std over seeds with a 95% bootstrap interval of the
+mean; a row with one run as its value with a 95% bootstrap interval over the test images. Two rows
+whose configurations differ only in the PatchNCE loss (or in at most two model options) are
+compared by a paired bootstrap over seeds and test images (:mod:`unpaired.metrics.uncertainty`).
+"""
 from __future__ import annotations
 
-import base64
 import csv
-import html
-import io
 import json
+import math
+import re
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import yaml
 
 from .data.images import list_images, load_image
+from .document import Bold, Code, Document, Figure, Grid, Heading, Paragraph, Table, Text
+
+RunDirs = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
+
 
 def method_name(cfg: dict[str, Any]) -> str:
     """'CUT - CE', 'FastCUT - Focal (gamma 2, alpha 0.25)', ... as in the thesis's table."""
@@ -50,53 +65,179 @@ def load_run(run_dir: str | Path, row: str | None = None) -> dict[str, Any]:
             "iters_per_epoch": per_epoch}
 
 
+def group_runs(run_dirs: RunDirs) -> list[tuple[str, list[Path]]]:
+    """``write_report``'s input as (row name, [run folders]) pairs in order: a mapping (an
+    experiment's rows, each with the run folders of its seeds) gives its items; in a plain list,
+    folders named ``seed<k>`` with the same parent form one row named after the parent, any other
+    folder is a row of its own."""
+    if isinstance(run_dirs, Mapping):
+        return [(str(row), [Path(d) for d in dirs]) for row, dirs in run_dirs.items()]
+    groups: dict[str, list[Path]] = {}
+    for d in map(Path, run_dirs):
+        key = str(d.parent.resolve()) if re.fullmatch(r"seed\d+", d.name) else str(d.resolve())
+        groups.setdefault(key, []).append(d)
+    return [(dirs[0].parent.name if re.fullmatch(r"seed\d+", dirs[0].name) else dirs[0].name, dirs)
+            for dirs in groups.values()]
+
+
+# ------------------------------------------------------------------------------------ numbers
+def _num(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _epoch(v: float | None) -> str:
+    """Epochs as a person writes them: 8, not 8.00; 7.5 when validation ran mid-epoch."""
+    if v is None:
+        return "-"
+    return str(int(round(v))) if abs(v - round(v)) < 0.05 else f"{v:.1f}"
+
+
+def _ci(ci: Any, digits: int) -> str:
+    if not ci:
+        return "-"
+    low, high = (ci["low"], ci["high"]) if isinstance(ci, dict) else ci
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _best(run: dict[str, Any]) -> dict[str, Any]:
+    return ((run["summary"].get("validation") or {}).get("best")) or {}
+
+
+def _collapsed(run: dict[str, Any]) -> str:
+    c = run["summary"].get("collapse") or {}
+    return f"at iteration {c['collapsed_at']}" if c.get("collapsed_at") is not None else "no" if c else "-"
+
+
+def run_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One run's figures (the CSV has one line per run)."""
+    s, t = r["summary"], r["test"] or {}
+    best, mem = _best(r), s.get("peak_memory_bytes")
+    paired = t.get("paired") or {}
+    return {
+        "row": r["row"], "run": r["name"], "seed": r["seed"], "method": r["method"],
+        "FID": t.get("fid"), "FID_ci_low": (t.get("fid_ci") or {}).get("low"),
+        "FID_ci_high": (t.get("fid_ci") or {}).get("high"),
+        "KID": t.get("kid"), "KID_std": t.get("kid_std"), "KID_ci_low": (t.get("kid_ci") or {}).get("low"),
+        "KID_ci_high": (t.get("kid_ci") or {}).get("high"),
+        "L1": paired.get("l1"), "PSNR": paired.get("psnr"), "SSIM": paired.get("ssim"),
+        "pixel_acc": paired.get("pixel_acc"),
+        "val_FID_best": best.get("fid"),
+        # epochs as a fraction (validation may run mid-epoch): best iteration / iterations per epoch
+        "best_epoch": best["iteration"] / r["iters_per_epoch"] if best and r["iters_per_epoch"] else None,
+        "best_iter": best.get("iteration"), "collapsed_at": (s.get("collapse") or {}).get("collapsed_at"),
+        "sec_per_iter": s.get("sec_per_iter"), "memory_GiB": mem / 2 ** 30 if mem else None,
+        "device": s.get("device"), "iterations": s.get("iteration"),
+        "test_checkpoint": t.get("checkpoint"), "n_test": t.get("n_fake"),
+    }
+
+
 def table_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for r in runs:
-        s, t = r["summary"], r["test"]
-        best = ((s.get("validation") or {}).get("best")) or {}
-        mem = s.get("peak_memory_bytes")
-        rows.append({
-            "run": r["name"], "method": r["method"],
-            "FID": t["fid"] if t else None, "KID": t["kid"] if t else None, "KID_std": t["kid_std"] if t else None,
-            # epochs as a fraction (validation may run mid-epoch): best iteration / iterations per epoch
-            "val_FID_best": best.get("fid"),
-            "best_epoch": best["iteration"] / r["iters_per_epoch"] if best and r["iters_per_epoch"] else None,
-            "best_iter": best.get("iteration"),
-            "sec_per_iter": s.get("sec_per_iter"), "memory_GiB": mem / 2 ** 30 if mem else None,
-            "device": s.get("device"), "iterations": s.get("iteration"),
-            "test_checkpoint": t["checkpoint"] if t else None, "n_test": t["n_fake"] if t else None,
-        })
-    return rows
+    return [run_row(r) for r in runs]
 
 
-def _fmt(v, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
+def summarize_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A row's test FID/KID over its seeds (mean, std, interval) or its one run's (value, interval)."""
+    from .metrics.uncertainty import seeds_summary
+
+    scored = [r for r in runs if r["test"]]
+    out: dict[str, Any] = {"n_seeds": len(scored)}
+    for key in ("fid", "kid"):
+        values = [r["test"][key] for r in scored if r["test"].get(key) is not None]
+        if len(values) >= 2:
+            out[key] = seeds_summary(values)
+        elif values:
+            t = scored[0]["test"]
+            out[key] = {"n": 1, "mean": values[0], "std": t.get("kid_std") if key == "kid" else None,
+                        "ci": t.get(f"{key}_ci")}
+    return out
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    head = "| method | FID | KID | sec/iter | memory GiB | best epoch | best val FID | run |\n|---|---|---|---|---|---|---|---|\n"
-    body = "".join(
-        f"| {r['method']} | {_fmt(r['FID'], '.2f')} | "
-        + (f"{r['KID']:.4f} ± {r['KID_std']:.4f}" if r["KID"] is not None else "-")
-        + f" | {_fmt(r['sec_per_iter'], '.3f')} | {_fmt(r['memory_GiB'], '.2f')} | {_fmt(r['best_epoch'], '.2f')} | "
-        f"{_fmt(r['val_FID_best'], '.2f')} | {r['run']} |\n" for r in rows)
-    return head + body
+def _value(stat: dict[str, Any] | None, digits: int) -> str:
+    if not stat:
+        return "-"
+    if stat["n"] >= 2:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}" + (f" ± {stat['std']:.{digits}f}" if stat.get("std") is not None else "")
 
 
+def _mean(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [v for v in (run_row(r)[key] for r in runs) if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+# ------------------------------------------------------------------------------------ comparisons
+def comparable_pairs(rows: list[tuple[str, list[dict[str, Any]]]], max_keys: int = 2) -> list[tuple[int, int, list[str]]]:
+    """Pairs of rows (a, b) of one method family whose configurations differ only in at most
+    ``max_keys`` model options (CE vs focal PatchNCE differs in focal_gamma and focal_alpha), with
+    the differing keys; the runtime settings (seed, device, ...) do not count."""
+    def signature(runs):
+        cfg = runs[0]["config"]
+        flat = {f"{s}.{k}": v for s, section in cfg.items() for k, v in section.items()}
+        for k in ("train.seed", "train.device", "train.iters", "train.compile", "data.num_workers", "data.root",
+                  "train.log_every", "train.sample_every", "train.save_every", "model.name"):
+            flat.pop(k, None)
+        return flat
+
+    out = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            a, b = signature(rows[i][1]), signature(rows[j][1])
+            if rows[i][1][0]["method"].split(" - ")[0] != rows[j][1][0]["method"].split(" - ")[0]:
+                continue
+            keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if keys and len(keys) <= max_keys and all(k.startswith("model.") for k in keys):
+                out.append((i, j, keys))
+    return out
+
+
+def compare_rows(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Paired difference B - A of test FID and KID over the seeds both rows have (None when the
+    translations' features are missing)."""
+    from .evaluate import run_features
+    from .metrics.uncertainty import paired_difference
+
+    by_seed_a = {r["seed"]: r for r in runs_a if r["test"]}
+    by_seed_b = {r["seed"]: r for r in runs_b if r["test"]}
+    common = sorted(set(by_seed_a) & set(by_seed_b), key=str)
+    if not common:
+        return None
+    try:
+        feats = {s: (run_features(by_seed_a[s]["dir"]), run_features(by_seed_b[s]["dir"])) for s in common}
+    except (FileNotFoundError, KeyError) as e:
+        print(f"report: no comparison of {runs_a[0]['row']} and {runs_b[0]['row']}: {e} "
+              f"(score the runs again with 'unpaired evaluate run')", file=sys.stderr)
+        return None
+    real = feats[common[0]][0][0]
+    result = {"seeds": common}
+    for metric in ("fid", "kid"):
+        result[metric] = paired_difference({s: f[0][1] for s, f in feats.items()},
+                                           {s: f[1][1] for s, f in feats.items()}, real, metric=metric)
+    return result
+
+
+# ------------------------------------------------------------------------------------ plots
 def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
-    """losses.png (every loss term over iterations) and fid.png (validation FID over epochs)."""
+    """losses.png (every loss term over iterations), fid.png (validation FID over epochs) and
+    nce_positive.png (per tapped layer, the mean softmax probability of the PatchNCE positive: the
+    quantity the focal loss reweights; mean over a row's seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
+
+    def save(fig, name):
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        written.append(out / name)
+
     keys = sorted({k for r in runs for rec in r["losses"] for k in rec["loss"]})
     if keys:
         cols = min(3, len(keys))
-        rows = -(-len(keys) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+        nrows = -(-len(keys) // cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), squeeze=False)
         for ax, key in zip(axes.flat, keys):
             for r in runs:
                 pts = [(rec["iter"], rec["loss"][key]) for rec in r["losses"] if key in rec["loss"]]
@@ -107,10 +248,7 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
         for ax in list(axes.flat)[len(keys):]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "losses.png", dpi=100)
-        plt.close(fig)
-        written.append(out / "losses.png")
+        save(fig, "losses.png")
     if any(r["val"] for r in runs):
         fig, ax = plt.subplots(figsize=(6, 4))
         for r in runs:
@@ -122,123 +260,233 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_ylabel("validation FID (lower is better)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / "fid.png", dpi=100)
-        plt.close(fig)
-        written.append(out / "fid.png")
+        save(fig, "fid.png")
+    layers = sorted({k for r in runs for rec in r["losses"] for k in rec.get("stats", {}) if k.startswith("nce_p_pos_layer")},
+                    key=lambda k: int(k.rsplit("layer", 1)[1]))
+    if layers:
+        fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.2), squeeze=False)
+        by_row: dict[str, list[dict[str, Any]]] = {}
+        for r in runs:
+            by_row.setdefault(r["row"], []).append(r)
+        for ax, key in zip(axes.flat, layers):
+            for row, members in by_row.items():
+                series: dict[int, list[float]] = {}
+                for r in members:
+                    for rec in r["losses"]:
+                        if key in rec.get("stats", {}):
+                            series.setdefault(rec["iter"], []).append(rec["stats"][key])
+                if series:
+                    its = sorted(series)
+                    ax.plot(its, [np.mean(series[i]) for i in its], lw=1, label=f"{members[0]['method']} ({row})")
+            ax.set_title(f"layer {key.rsplit('layer', 1)[1]}")
+            ax.set_xlabel("iteration")
+            ax.set_ylim(0, 1)
+        axes.flat[0].set_ylabel("mean p(positive)")
+        axes.flat[0].legend(fontsize=6)
+        save(fig, "nce_positive.png")
     return written
 
 
-def _data_uri(path_or_image) -> str:
-    buf = io.BytesIO()
-    im = path_or_image if not isinstance(path_or_image, (str, Path)) else load_image(path_or_image, 3)
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def triptych_images(run: dict[str, Any], limit: int) -> list[tuple[str, Any]]:
-    """(name, PIL image) triptychs real_A | fake_B | real_B of the run's test translations.
-
-    real_B is the test B image of the same name where the split kept pairs, else the i-th one."""
+# ------------------------------------------------------------------------------------ images
+def _triptych(a: Path, fake: Path, b: Path | None):
     from PIL import Image
 
+    f = load_image(fake, 3)
+    tiles = [load_image(a, 3).resize(f.size, Image.BICUBIC), f]
+    if b is not None:
+        tiles.append(load_image(b, 3).resize(f.size, Image.BICUBIC))
+    sheet = Image.new("RGB", (f.width * len(tiles), f.height), "white")
+    for k, tile in enumerate(tiles):
+        sheet.paste(tile, (k * f.width, 0))
+    return sheet
+
+
+def _pairs(run: dict[str, Any]) -> list[tuple[Path, Path, Path | None]]:
+    """(input, translation, real B) of the run's test translations; real B is the test B image of the
+    same name where the split kept pairs, else the i-th one."""
     t = run["test"]
     if not t:
         return []
-    fake_dir = run["dir"] / "eval" / "test"
-    real_dir = Path(t["real_dir"])
+    fake_dir, real_dir = run["dir"] / "eval" / "test", Path(t["real_dir"])
     reals = list_images(real_dir) if real_dir.is_dir() else []
+    by_stem = {p.stem: p for p in reals}
     out = []
-    for i, a in enumerate(map(Path, t["inputs"][:limit])):
+    for i, a in enumerate(map(Path, t["inputs"])):
         fake = fake_dir / f"{a.stem}.png"
-        if not fake.is_file():
-            continue
-        f = load_image(fake, 3)
-        paired = real_dir / a.name
-        b_path = paired if paired.is_file() else (reals[i % len(reals)] if reals else None)
-        tiles = [load_image(a, 3).resize(f.size, Image.BICUBIC), f]
-        if b_path is not None:
-            tiles.append(load_image(b_path, 3).resize(f.size, Image.BICUBIC))
-        sheet = Image.new("RGB", (f.width * len(tiles), f.height), "white")
-        for k, tile in enumerate(tiles):
-            sheet.paste(tile, (k * f.width, 0))
-        out.append((a.stem, sheet))
+        if fake.is_file():
+            out.append((a, fake, by_stem.get(a.stem) or (reals[i % len(reals)] if reals else None)))
     return out
 
 
-def gallery_html(runs: list[dict[str, Any]], plots: list[Path], table_md: str, limit: int, note: str = "") -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>unpaired report</title><style>"
-             "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
-             ".grid{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0}figcaption{font-size:11px;color:#555}"
-             "img.t{height:128px;image-rendering:pixelated}</style></head><body><h1>unpaired report</h1>"]
+def triptych_images(run: dict[str, Any], limit: int) -> list[tuple[str, Any]]:
+    """(name, PIL image) triptychs real_A | fake_B | real_B of the run's test translations."""
+    return [(a.stem, _triptych(a, f, b)) for a, f, b in _pairs(run)[:limit]]
+
+
+def worst_images(run: dict[str, Any], n: int) -> tuple[list[tuple[str, Any]], str]:
+    """The run's ``n`` worst test translations and how they were ranked: by the paired L1 error
+    where the split keeps pairs, else by the Inception-feature distance of each translation to its
+    nearest real test image (a translation unlike every target is a failure case)."""
+    pairs = _pairs(run)
+    if not pairs:
+        return [], ""
+    paired = ((run["test"] or {}).get("paired") or {}).get("per_image")
+    if paired:
+        score = {a.name: paired.get(a.name, {}).get("l1", -1) for a, _, _ in pairs}
+        how = "largest L1 error against the paired target"
+        label = lambda a: f"{a.stem}: L1 {score[a.name]:.3f}"  # noqa: E731
+    else:
+        try:
+            from .evaluate import run_features
+
+            real, fake = run_features(run["dir"])
+        except Exception as e:  # noqa: BLE001 - features missing or no Inception: no ranking, say so
+            return [], f"not ranked: {e}"
+        d = np.sqrt(((fake[:, None, :] - real[None, :, :]) ** 2).sum(-1)).min(1)
+        names = [Path(p).name for p in run["test"]["inputs"]]
+        score = dict(zip(names, d.tolist()))
+        how = "largest Inception-feature distance to the nearest real test image"
+        label = lambda a: f"{a.stem}: distance {score.get(a.name, 0):.1f}"  # noqa: E731
+    ranked = sorted(pairs, key=lambda p: score.get(p[0].name, -1), reverse=True)[:n]
+    return [(label(a), _triptych(a, f, b)) for a, f, b in ranked], how
+
+
+# ------------------------------------------------------------------------------------ the report
+def build_document(groups: list[tuple[str, list[dict[str, Any]]]], plots: list[Path], note: Text = "",
+                   reference: dict[str, dict] | None = None, gallery_limit: int = 24, worst: int = 8,
+                   comparisons: list[tuple[str, str, list[str], dict | None]] | None = None) -> Document:
+    runs = [r for _, members in groups for r in members]
+    doc = Document("unpaired report")
     if note:
-        parts.append(f"<p>{html.escape(note)}</p>")
-    rows = [line.strip("|").split("|") for line in table_md.strip().splitlines()]
-    parts.append("<table>" + "".join(
-        "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>" for c in row) + "</tr>"
-        for i, row in enumerate(rows) if i != 1) + "</table>")
-    for p in plots:
-        parts.append(f"<h2>{html.escape(p.stem)}</h2><img src='{_data_uri(p)}' style='max-width:100%'>")
-    for r in runs:
-        trips = triptych_images(r, limit)
-        parts.append(f"<h2>{html.escape(r['method'])} <small>({html.escape(r['name'])})</small></h2>")
+        doc.add(Paragraph(note))
+    multi = any(len(m) > 1 for _, m in groups)
+    header = ["method", "row", "seeds" if multi else "run", "test FID", "95% interval", "test KID", "95% interval"]
+    paired_cols = any(((r["test"] or {}).get("paired")) for r in runs)
+    if paired_cols:
+        header += ["L1", "SSIM", "pixel acc."]
+    header += ["sec/iter", "memory GiB", "best epoch", "best val FID", "collapsed"]
+    table = []
+    for row, members in groups:
+        stats = summarize_row(members)
+        first = members[0]
+        cells = [first["method"], row, str(stats["n_seeds"]) if multi else first["name"],
+                 _value(stats.get("fid"), 2), _ci((stats.get("fid") or {}).get("ci"), 2),
+                 _value(stats.get("kid"), 4), _ci((stats.get("kid") or {}).get("ci"), 4)]
+        if paired_cols:
+            cells += [_num(_mean(members, "L1"), 3), _num(_mean(members, "SSIM"), 3), _num(_mean(members, "pixel_acc"), 3)]
+        collapsed = [c for c in (_collapsed(r) for r in members) if c.startswith("at")]
+        cells += [_num(_mean(members, "sec_per_iter"), 3), _num(_mean(members, "memory_GiB"), 2),
+                  _epoch(_mean(members, "best_epoch")), _num(_mean(members, "val_FID_best"), 2),
+                  ("; ".join(collapsed) if collapsed else ("no" if any(r["summary"].get("collapse") for r in members) else "-"))]
+        table.append(cells)
+    doc.add(Heading("Results"), Table(header, table, align_left=3))
+    devices = sorted({r["summary"].get("device") for r in runs if r["summary"].get("device")})
+    doc.add(Paragraph([
+        "Test FID/KID: each run's test-split translations against the real test B images (", Code("unpaired evaluate run"),
+        "), pytorch-fid protocol. " + ("With several seeds: mean ± standard deviation over seeds and a 95% "
+        "bootstrap interval of the mean over seeds; with one run: the" if multi else "The")
+        + " value (KID ± its standard deviation over subsets) and a 95% bootstrap interval over the test "
+        "images. L1, SSIM and pixel accuracy: against the paired test targets, where the split keeps pairs. "
+        "sec/iter: median of logged intervals; memory: steady-state peak after the first logged interval ("
+        + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices) else "process RSS")
+        + f"); collapsed: the first validation that found the translations collapsed; device: "
+        f"{', '.join(devices) or '-'}."]))
+    if multi:
+        doc.add(Heading("Every run"), Table(
+            ["run", "seed", "test FID", "95% interval", "test KID", "best val FID", "collapsed"],
+            [[r["name"], str(r["seed"]), _num(run_row(r)["FID"], 2), _ci((r["test"] or {}).get("fid_ci"), 2),
+              _num(run_row(r)["KID"], 4), _num(run_row(r)["val_FID_best"], 2), _collapsed(r)] for r in runs],
+            align_left=1))
+    if comparisons:
+        body = []
+        for a, b, keys, result in comparisons:
+            if result is None:
+                body.append([f"{b} vs {a}", ", ".join(keys), "-", "-", "-", "-", "-", "-", "not compared"])
+                continue
+            f, k = result["fid"], result["kid"]
+            body.append([f"{b} vs {a}", ", ".join(keys), ", ".join(map(str, result["seeds"])),
+                         f"{f['difference']:+.2f}", _ci(f["ci"], 2), f["verdict"],
+                         f"{k['difference']:+.4f}", _ci(k["ci"], 4), k["verdict"]])
+        doc.add(Heading("Comparisons"), Table(
+            ["comparison (B vs A)", "differs in", "paired seeds", "FID B - A", "95% interval", "FID verdict",
+             "KID B - A", "95% interval", "KID verdict"], body, align_left=3),
+            Paragraph("Differences are B minus A (negative: B is better). Intervals come from a paired bootstrap "
+                      "over seeds and test images (the same seeds and inputs for both rows); \"better\" or "
+                      "\"worse\" only when the 95% interval excludes 0, else \"within noise\"."))
+    if reference:
+        known = {row for row, _ in groups}
+        body = [[name, str(v.get("fid", "-")), str(v.get("sec_per_iter", "-")), str(v.get("memory_GiB", "-"))]
+                for name, v in reference.items() if name in known]
+        if body:
+            doc.add(Heading("Published figures (thesis, maps 256x256, Tesla P100)"),
+                    Table(["row", "FID", "sec/iter", "GPU memory GiB"], body))
+    if plots:
+        doc.add(Heading("Curves"), *[Figure(p, p.stem.replace("_", " ")) for p in plots])
+    for row, members in groups:
+        r = members[0]
+        doc.add(Heading(f"{r['method']} ({r['name']})", 3))
+        trips = triptych_images(r, gallery_limit)
         if not trips:
-            parts.append("<p>No test translations: run <code>unpaired evaluate run RUN_DIR --data DIR</code> first.</p>")
+            doc.add(Paragraph(["No test translations: run ", Code("unpaired evaluate run RUN_DIR --data DIR"), " first."]))
             continue
         t = r["test"]
-        parts.append(f"<p>real_A | fake_B | real_B, test split, checkpoint {html.escape(t['checkpoint'])} "
-                     f"(iteration {t['iteration']}), FID {t['fid']:.2f}, KID {t['kid']:.4f}</p><div class='grid'>")
-        parts += [f"<figure><img class='t' src='{_data_uri(im)}'><figcaption>{html.escape(name)}</figcaption></figure>"
-                  for name, im in trips]
-        parts.append("</div>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        doc.add(Paragraph(f"real_A | fake_B | real_B, test split, checkpoint {t['checkpoint']} (iteration "
+                          f"{t['iteration']}), FID {t['fid']:.2f}, KID {t['kid']:.4f}"),
+                Grid(trips, note="Shown in gallery.html."))
+        bad, how = worst_images(r, worst)
+        if bad:
+            doc.add(Paragraph([Bold(f"The {len(bad)} worst"), f" test translations ({how}):"]),
+                    Grid(bad, note="Shown in gallery.html."))
+        elif how:
+            doc.add(Paragraph(f"Worst translations {how}."))
+    return doc
 
 
-RunDirs = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
-
-
-def group_runs(run_dirs: RunDirs) -> list[tuple[str, list[Path]]]:
-    """``write_report``'s input as (row name, [run folders]) pairs in order: a mapping (an
-    experiment's rows, each with the run folders of its seeds in seed order) gives its items; a plain
-    list of run folders gives one group per folder, named after the folder (as before groups)."""
-    if isinstance(run_dirs, Mapping):
-        return [(str(row), [Path(d) for d in dirs]) for row, dirs in run_dirs.items()]
-    return [(Path(d).name, [Path(d)]) for d in run_dirs]
-
-
-def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, note: str = "",
-                 reference: dict[str, dict] | None = None) -> dict[str, Path]:
-    """Write results.md, results.csv, losses.png, fid.png and gallery.html into ``out``.
+def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, note: Text = "",
+                 reference: dict[str, dict] | None = None, worst: int = 8, compare: bool = True) -> dict[str, Path]:
+    """Write results.md, results.csv, the curves and gallery.html (the same tables with the test
+    translations, best and worst, all embedded) into ``out``.
 
     ``run_dirs``: run folders, or {row name: [run folders]} (an experiment with several seeds per
-    row; see :func:`group_runs`); each loaded run carries its ``row`` and ``seed``. ``note`` heads
-    the Markdown (e.g. which scale produced the table); ``reference`` maps row names to published
-    figures ({"fid", "sec_per_iter", "memory_GiB"}) shown as a second table."""
+    row; see :func:`group_runs`). ``note`` heads the report (a string, or a list of strings and
+    :class:`unpaired.document.Bold` spans); ``reference`` maps row names to published figures
+    ({"fid", "sec_per_iter", "memory_GiB"}); ``worst`` translations per row are shown ranked;
+    ``compare`` adds paired comparisons of rows that differ only in their loss settings."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(d, row) for row, dirs in group_runs(run_dirs) for d in dirs]
+    groups = [(row, [load_run(d, row) for d in dirs]) for row, dirs in group_runs(run_dirs)]
+    runs = [r for _, members in groups for r in members]
+    comparisons = None
+    if compare:
+        comparisons = [(groups[i][0], groups[j][0], keys, compare_rows(groups[i][1], groups[j][1]))
+                       for i, j, keys in comparable_pairs(groups)]
+    plots = plot_curves(runs, out)
+    doc = build_document(groups, plots, note, reference, gallery_limit, worst, comparisons)
+    _write_text(out / "results.md", doc.to_markdown())
     rows = table_rows(runs)
-    md = markdown_table(rows)
-    devices = sorted({r["device"] for r in rows if r["device"]})
-    footnote = ("\nFID/KID: the run's test-split translations against the real test B images "
-            "(`unpaired evaluate run`), pytorch-fid protocol; KID mean ± std over subsets. "
-            "sec/iter: median of logged intervals; memory: steady-state peak after the first logged interval ("
-            + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices) else "process RSS")
-            + f"; summary.json also has the one-off peak); device: {', '.join(devices) or '-'}.\n")
-    ref = ""
-    if reference:
-        ref = "\nPublished figures for the same rows (thesis, maps 256x256, Tesla P100):\n\n" \
-              "| run | FID | sec/iter | GPU memory GiB |\n|---|---|---|---|\n" + "".join(
-                  f"| {name} | {v.get('fid', '-')} | {v.get('sec_per_iter', '-')} | {v.get('memory_GiB', '-')} |\n"
-                  for name, v in reference.items() if name in {r['row'] for r in runs})
-    (out / "results.md").write_text((note + "\n\n" if note else "") + md + footnote + ref)
-    with open(out / "results.csv", "w", newline="") as f:
+    tmp = out / ".results.csv.tmp"
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run"])
         w.writeheader()
         w.writerows(rows)
-    plots = plot_curves(runs, out)
-    (out / "gallery.html").write_text(gallery_html(runs, plots, md, gallery_limit, note))
+    tmp.replace(out / "results.csv")
+    _write_text(out / "gallery.html", doc.to_html())
+    if comparisons:
+        _write_text(out / "comparisons.json", json.dumps(
+            [{"a": a, "b": b, "differs_in": keys, **(res or {})} for a, b, keys, res in comparisons], indent=2))
     return {"markdown": out / "results.md", "csv": out / "results.csv", "gallery": out / "gallery.html",
             **{p.stem: p for p in plots}}
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write through a temporary file: a failed write leaves the previous report intact."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+__all__ = ["write_report", "load_run", "group_runs", "method_name", "table_rows", "summarize_row",
+           "comparable_pairs", "compare_rows", "build_document", "plot_curves"]
