@@ -218,9 +218,18 @@ def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
         srv.server_close()
 
 
-def test_port_in_use_is_one_clear_error(server, translator):
+def test_a_checkpoint_file_is_named_after_its_run(tiny_run):
+    from unpaired.serve import model_info
+
+    info = model_info(unpaired.load(tiny_run / "checkpoints" / "latest.pt", device="cpu"))
+    assert (info["name"], info["iterations"]) == ("tiny-run (latest.pt)", ITERATIONS)
+
+
+def test_port_in_use_or_out_of_range_is_one_clear_error(server, translator):
     with pytest.raises(ConfigError, match=rf"port {server.server_address[1]} on 127.0.0.1 is in use"):
         make_server(translator, port=server.server_address[1], log=None)
+    with pytest.raises(ConfigError, match="--port must be between 0 and 65535"):
+        make_server(translator, port=70000, log=None)
 
 
 def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run):

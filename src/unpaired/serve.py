@@ -69,6 +69,14 @@ def _iterations_in_checkpoint(source: str | Path) -> int | None:
     return int(progress["iteration"]) if isinstance(progress, dict) and "iteration" in progress else None
 
 
+def _source_name(source: Path) -> str:
+    """A run folder's name; a checkpoint inside a run as 'run (latest.pt)'; another file's name."""
+    source = source.resolve() if source.name in ("", ".", "..") else source
+    if source.parent.name == "checkpoints" and source.parent.parent.name:
+        return f"{source.parent.parent.name} ({source.name})"
+    return source.name
+
+
 def model_info(translator) -> dict:
     """What the page shows about a :class:`~unpaired.translate.Translator`: method, display_name,
     iterations, source, input_multiple, channels, plus name (the run folder's or file's name) and
@@ -91,8 +99,7 @@ def model_info(translator) -> dict:
             "channels": cfg.data.channels,
         }
     info = dict(info)
-    source = Path(str(info.get("source") or "model"))
-    info.setdefault("name", source.name if source.name not in ("", ".") else str(source.resolve().name))
+    info.setdefault("name", _source_name(Path(str(info.get("source") or "model"))))
     config = getattr(translator, "config", None)
     if "crop_size" not in info and config is not None:
         info["crop_size"] = config.data.crop_size
@@ -320,6 +327,8 @@ class TranslationServer(ThreadingHTTPServer):
 def make_server(translator, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                 max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, log=sys.stderr) -> TranslationServer:
     """A server (not yet serving: call ``serve_forever``) for a loaded :class:`Translator`."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535 (0 = any free port), got {port}")
     if max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb:g}")
     return TranslationServer(TranslationService(translator, int(max_upload_mb * 2**20)), host, port, log)
