@@ -1,7 +1,7 @@
 """``unpaired serve``: a local web page and HTTP API that translate images with a trained model.
 
 One self-contained page (``serve_page.html``: inline CSS and JavaScript, system fonts, no request
-leaves the machine) and two endpoints on a standard-library ``ThreadingHTTPServer``:
+leaves the machine) and a small API, served by the standard library's ``ThreadingHTTPServer``:
 
 * ``GET /`` the page; ``GET /api/info`` the model's description as JSON;
 * ``POST /api/translate`` one image, as the raw request body (name in an ``X-Filename`` header or a
