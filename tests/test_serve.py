@@ -190,13 +190,13 @@ def test_page_shows_the_model_and_references_nothing_outside(server):
     page = body.decode("utf-8")
     assert (status, ctype) == (200, "text/html; charset=utf-8")
     assert '<h1 id="model-name">tiny-run</h1>' in page
-    assert f"CUT - CE · {ITERATIONS} training iterations · trained on 32 px crops · RGB" in page
+    assert f"CUT · {ITERATIONS} training iterations · trained on 32 px crops · RGB" in page
     assert not re.search(r"https?://|//[a-z0-9-]+\.[a-z]", page, re.I)  # no link, script, font or image from afar
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(?!data:)", page)  # nothing loaded, even locally
     status, _, body = request(server, "GET", "/api/info")
     info = json.loads(body)
     assert status == 200 and info["iterations"] == ITERATIONS and info["method"] == "cut"
-    assert (info["name"], info["display_name"], info["channels"]) == ("tiny-run", "CUT - CE", 3)
+    assert (info["name"], info["display_name"], info["channels"]) == ("tiny-run", "CUT", 3)
 
 
 def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
@@ -204,7 +204,7 @@ def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
 
     class Described:
         channels, config, device, source = 3, None, "cpu", "model.safetensors"
-        info = {"method": "fastcut", "display_name": "FastCUT - CE", "iterations": 1234, "source": "x/model.safetensors",
+        info = {"method": "fastcut", "display_name": "FastCUT", "iterations": 1234, "source": "x/model.safetensors",
                 "input_multiple": 4, "channels": 3}
 
         def translate_image(self, im):
@@ -213,7 +213,7 @@ def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
     srv = make_server(Described(), port=0, log=None)
     try:
         page = srv.page.decode()
-        assert '<h1 id="model-name">model.safetensors</h1>' in page and "FastCUT - CE · 1,234 training iterations" in page
+        assert '<h1 id="model-name">model.safetensors</h1>' in page and "FastCUT · 1,234 training iterations" in page
     finally:
         srv.server_close()
 
@@ -238,7 +238,7 @@ def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         first, second = proc.stdout.readline(), proc.stdout.readline()
-        assert first.startswith(f"serving tiny-run (CUT - CE, {ITERATIONS} iterations) on cpu"), first
+        assert first.startswith(f"serving tiny-run (CUT, {ITERATIONS} iterations) on cpu"), first
         url = re.fullmatch(r"open (http://127\.0\.0\.1:(\d+)/) in a browser; Ctrl-C stops\n", second)
         assert url, second
         conn = http.client.HTTPConnection("127.0.0.1", int(url.group(2)), timeout=30)

@@ -40,7 +40,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -79,8 +78,8 @@ def _source_name(source: Path) -> str:
 
 def model_info(translator) -> dict:
     """What the page shows about a :class:`~unpaired.translate.Translator`: method, display_name,
-    iterations, source, input_multiple, channels, plus name (the run folder's or file's name) and
-    crop_size when known.
+    iterations, source, input_multiple, channels, train_size, plus name (the run folder's or file's
+    name).
 
     A translator that carries an ``info`` dict (those of exported files) is read as it is; for one
     loaded from a run or checkpoint the same keys are derived from its config and checkpoint."""
@@ -92,17 +91,15 @@ def model_info(translator) -> dict:
         method = METHODS.get(cfg.model.name)
         info = {
             "method": cfg.model.name,
-            "display_name": method.label(asdict(cfg.model)) if method else cfg.model.name,
+            "display_name": method.display if method else cfg.model.name,
             "iterations": _iterations_in_checkpoint(translator.source),
             "source": translator.source,
             "input_multiple": 4,  # what translate pads to today (two stride-2 stages)
             "channels": cfg.data.channels,
+            "train_size": cfg.data.crop_size,
         }
     info = dict(info)
     info.setdefault("name", _source_name(Path(str(info.get("source") or "model"))))
-    config = getattr(translator, "config", None)
-    if "crop_size" not in info and config is not None:
-        info["crop_size"] = config.data.crop_size
     return info
 
 
@@ -163,8 +160,8 @@ def render_page(info: dict) -> bytes:
     facts = [str(info.get("display_name") or info.get("method"))]
     if iters is not None:
         facts.append(f"{iters:,} training iterations")
-    if info.get("crop_size"):
-        facts.append(f"trained on {info['crop_size']} px crops")
+    if info.get("train_size"):
+        facts.append(f"trained on {info['train_size']} px crops")
     facts.append("grayscale" if info.get("channels") == 1 else "RGB")
     page_info = {**info, "extensions": sorted(IMAGE_EXTENSIONS)}
     script_json = json.dumps(page_info).replace("<", "\\u003c")  # no '</script>' inside the script
