@@ -287,6 +287,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, iters=args.iters, device=args.device, quiet=args.quiet)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(args.model, host=args.host, port=args.port, device=args.device, max_upload_mb=args.max_upload_mb)
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unpaired", description=(
         "Unpaired image-to-image translation with patchwise contrastive learning "
@@ -535,6 +541,21 @@ def make_parser() -> argparse.ArgumentParser:
     sw.add_argument("--space", help=argparse.SUPPRESS)
     sw.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     sw.set_defaults(func=cmd_sweep)
+
+    sv = sub.add_parser("serve", help="a local web page that translates images dropped on it (and an HTTP API)",
+                        description="Serve a page where images or folders dropped in a browser are translated A->B "
+                                    "and shown next to their inputs, with downloads of each and a zip of all. "
+                                    "Everything stays on this computer: the page loads nothing from the internet. "
+                                    "API: POST an image to /api/translate (curl -F image=@photo.jpg URL/api/translate "
+                                    "-o out.png). Ctrl-C stops the server.")
+    sv.add_argument("model", metavar="RUN_DIR_or_FILE", help="run folder, checkpoint file or exported generator")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 = every network)")
+    sv.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 = any free port)")
+    sv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    sv.add_argument("--max-upload-mb", type=float, default=100, metavar="MB",
+                    help="refuse files larger than this (default 100)")
+    sv.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="train FastCUT briefly on built-in images and translate a test set",
                        description="A few-minute CPU demo on images shipped with scikit-image "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -73,20 +74,32 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
         size = path.stat().st_size
     except OSError as e:
         raise ImageError(f"cannot read image {path}: {e.strerror or e}") from None
+    return _decode(path, size, str(path), channels)
+
+
+def decode_image(data: bytes, name: str, channels: int = 3) -> Image.Image:
+    """:func:`load_image` for bytes already in memory (an upload): the same conversions and the same
+    error messages, with ``name`` in place of the path."""
+    return _decode(io.BytesIO(data), len(data), name, channels)
+
+
+def _decode(source: Path | io.BytesIO, size: int, name: str, channels: int) -> Image.Image:
     if size == 0:
-        raise ImageError(f"cannot read image {path}: the file is empty (0 bytes)")
+        raise ImageError(f"cannot read image {name}: the file is empty (0 bytes)")
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im.load()
             try:
                 im = ImageOps.exif_transpose(im)
             except Exception:  # a broken EXIF block should not cost us the pixels
                 pass
     except UnidentifiedImageError:
-        raise ImageError(f"cannot read image {path}: not an image file, or a format Pillow cannot decode") from None
+        raise ImageError(f"cannot read image {name}: not an image file, or a format Pillow cannot decode") from None
+    except Image.DecompressionBombError as e:  # Pillow refuses to decode more than 2 x MAX_IMAGE_PIXELS
+        raise ImageError(f"cannot read image {name}: too large to decode ({e})") from None
     except Exception as e:  # truncated or corrupt data: PIL raises OSError, SyntaxError, ValueError, ...
-        raise ImageError(f"cannot read image {path}: the file is corrupt or truncated ({e})") from None
-    return convert_image(im, channels, str(path))
+        raise ImageError(f"cannot read image {name}: the file is corrupt or truncated ({e})") from None
+    return convert_image(im, channels, name)
 
 
 def convert_image(im: Image.Image, channels: int = 3, name: str = "image") -> Image.Image:
