@@ -6,6 +6,8 @@ import torch
 
 import unpaired
 from unpaired import checkpoint as ckpt_io
+from unpaired import report, translate
+from unpaired.evaluate import evaluate_run
 from unpaired.metrics.collapse import collapse_stats, discriminator_gap, judge
 from unpaired.models import build_model
 
@@ -71,3 +73,23 @@ def test_a_translator_that_keeps_its_inputs_apart_is_not_flagged(split_dir, tmp_
     summary = unpaired.Trainer(cfg, tmp_path / "run", model=model, show_progress=False).fit()
     assert summary["collapse"]["collapsed_at"] is None and summary["iteration"] == 6
     assert summary["collapse"]["last"]["diversity_ratio"] == pytest.approx(1.0, rel=1e-4)
+
+
+@needs_inception
+def test_a_run_without_validation_is_flagged_when_scored(split_dir, tmp_path, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
+    cfg = unpaired.preset("cut", root=str(split_dir), crop_size=32, num_workers=0, iters=2, sample_every=0, **TINY)
+    unpaired.Trainer(cfg, tmp_path / "run", show_progress=False).fit()
+    original = translate.generator_from_state
+
+    def blank_generator(state, device="cpu"):
+        G, c = original(state, device)
+        G.forward = lambda x: torch.ones_like(x)
+        return G, c
+
+    monkeypatch.setattr(translate, "generator_from_state", blank_generator)
+    result = evaluate_run(tmp_path / "run", split_dir, show_progress=False, ci=False)
+    assert "100% of the test translations are nearly constant" in result["collapse"]["collapsed"]
+    assert "looks collapsed" in capsys.readouterr().err
+    report.write_report([tmp_path / "run"], tmp_path / "report", compare=False)
+    assert "| at test (iteration 2) |" in (tmp_path / "report" / "results.md").read_text()

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .data.images import ImageError, load_image, save_image, to_image, to_tensor
 from .metrics.collapse import collapse_stats
+from .metrics.collapse import judge as judge_collapse
 from .metrics.fid import cached_folder_features, folder_features, list_image_files, load_uint8, score
 from .metrics.inception import features, load_inception
 from .metrics.paired import DEFAULT_TOLERANCE, find_pairs, paired_scores
@@ -156,6 +157,12 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
                               "n": int(len(scorer.real))}},
         "seconds": time.perf_counter() - t0,
     })
+    # a run trained without validation was never checked for collapse: say it here, once scored
+    reason = judge_collapse(result["collapse"], split)
+    result["collapse"]["collapsed"] = reason
+    if reason:
+        print(f"warning: {run_dir} looks collapsed: {reason}; its scores describe a failed run, not its method",
+              file=sys.stderr)
     tmp = eval_dir / f".{split}.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(eval_dir / f"{split}.json")

@@ -104,8 +104,14 @@ def _best(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collapsed(run: dict[str, Any]) -> str:
+    """When validation found the run collapsed, else whether its test translations look collapsed."""
     c = run["summary"].get("collapse") or {}
-    return f"at iteration {c['collapsed_at']}" if c.get("collapsed_at") is not None else "no" if c else "-"
+    if c.get("collapsed_at") is not None:
+        return f"at iteration {c['collapsed_at']}"
+    test = (run["test"] or {}).get("collapse") or {}
+    if test.get("collapsed"):
+        return f"at test (iteration {run['test'].get('iteration')})"
+    return "no" if c or "collapsed" in test else "-"
 
 
 def run_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -68,11 +68,11 @@ def discriminator_gap(stats: dict[str, float], gan_mode: str) -> dict[str, Any] 
     return {"d_gap": gap, "d_saturated": prob_gap > 0.9}
 
 
-def judge(stats: dict[str, float]) -> str | None:
-    """Why the translations look collapsed, or None."""
+def judge(stats: dict[str, float], split: str = "validation") -> str | None:
+    """Why the translations (of ``split``) look collapsed, or None."""
     if stats["near_constant_share"] >= COLLAPSED_SHARE:
-        return f"{stats['near_constant_share']:.0%} of the validation translations are nearly constant images"
+        return f"{stats['near_constant_share']:.0%} of the {split} translations are nearly constant images"
     ratio = stats["diversity_ratio"]
     if ratio is not None and ratio < COLLAPSED_DIVERSITY:
-        return f"the validation translations vary {1 / max(ratio, 1e-9):.0f}x less than their inputs"
+        return f"the {split} translations vary {1 / max(ratio, 1e-9):.0f}x less than their inputs"
     return None
