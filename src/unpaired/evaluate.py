@@ -15,7 +15,9 @@ from tqdm.auto import tqdm
 
 from .data.images import ImageError, load_image, save_image, to_image, to_tensor
 from .metrics.collapse import collapse_stats
-from .metrics.fid import cached_folder_features, folder_features, list_image_files, score
+from .outputs import make_dir, write_text
+from .data.datasets import split_folders
+from .metrics.fid import cached_folder_features, folder_features, list_image_files, require_images, score
 from .metrics.inception import features, load_inception
 from .translate import eval_mode, translate_tensor
 
@@ -26,8 +28,11 @@ def evaluate_folders(real: str | Path, fake: str | Path, kid: bool = True, devic
     """FID (and KID mean and std) of the images in ``fake`` against those in ``real``, offline,
     pytorch-fid protocol; ``size`` resizes both sides to size x size first. Features of ``real``
     are cached on disk under a hash of its content. Returns {"fid", "kid", "kid_std", "n_real", "n_fake"}."""
-    fake_paths = list_image_files(fake)  # before the real features: an empty folder fails at once
-    real_feats = cached_folder_features(real, size, device, cache_dir, show_progress)
+    # every input is checked before the first feature is computed: a bad folder fails at once
+    fake_paths, real_paths = list_image_files(fake), list_image_files(real)
+    require_images(fake_paths, fake)
+    require_images(real_paths, real)
+    real_feats = cached_folder_features(real, size, device, cache_dir, show_progress, paths=real_paths)
     fake_feats = folder_features(fake_paths, size, device, show_progress=show_progress, desc="inception fake")
     return score(real_feats, fake_feats, kid=kid)
 
@@ -41,16 +46,25 @@ class SplitScorer:
     def __init__(self, data_root: str | Path, split: str, channels: int, size: int, device: str = "cpu",
                  num: int | None = None, cache_dir: str | Path | None = None, show_progress: bool = False):
         root = Path(data_root)
-        a_dir, b_dir = root / f"{split}A", root / f"{split}B"
-        for d in (a_dir, b_dir):
-            if not d.is_dir():
-                raise ImageError(f"{d} does not exist: scoring the {split} split needs {split}A/ and {split}B/ "
-                                 f"(make them with 'unpaired data split')")
-        self.a_paths = list_image_files(a_dir)[:num]
-        self.b_dir, self.num = b_dir, num
+        listings, problems = split_folders(root, split)  # the rule training and `data check` apply too
+        if problems:
+            raise ImageError("; ".join(problems) + f" (scoring the {split} split; 'unpaired data split' makes "
+                                                   f"{split}A/ and {split}B/)")
+        for listing in listings.values():
+            if listing.skipped:
+                print(f"warning: {listing.skipped_summary()}: skipped ('unpaired data check' lists them)",
+                      file=sys.stderr)
+        if num is not None and num < 2:
+            raise ImageError(f"scoring {num} image(s) per side was asked for (--num, train.val_num): FID and KID "
+                             f"need at least 2 images on each side")
+        for side in ("A", "B"):
+            require_images(listings[side].images, root / f"{split}{side}")
+        self.a_paths = listings["A"].images[:num]
+        b_paths = listings["B"].images[:num]
+        self.b_dir, self.num = root / f"{split}B", num
         self.channels, self.size, self.device = channels, size, device
         self.show_progress = show_progress
-        self.real = cached_folder_features(b_dir, size, device, cache_dir, show_progress, limit=num)
+        self.real = cached_folder_features(self.b_dir, size, device, cache_dir, show_progress, paths=b_paths)
         self.inputs = [self._input(p) for p in self.a_paths]
 
     def _input(self, path: Path) -> torch.Tensor:
@@ -89,8 +103,9 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
         which = "latest"
     path = ckpt_io.resolve_path(run_dir, which)
     state = ckpt_io.load(path)
-    G, cfg = generator_from_state(state, device)
+    G, cfg = generator_from_state(state, device, source=path)
     size = size or cfg.data.crop_size
+    make_dir(run_dir / "eval", "evaluation folder")  # before any feature: an unwritable run fails at once
     t0 = time.perf_counter()
     scorer = SplitScorer(data_root, split, cfg.data.channels, size, device, num, cache_dir, show_progress)
     out_dir = run_dir / "eval" / split
@@ -103,7 +118,5 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
         "real_dir": str(scorer.b_dir.resolve()), "inputs": [str(p.resolve()) for p in scorer.a_paths],
         "seconds": time.perf_counter() - t0,
     })
-    tmp = run_dir / "eval" / f".{split}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(run_dir / "eval" / f"{split}.json")
+    write_text(run_dir / "eval" / f"{split}.json", json.dumps(result, indent=2))
     return result

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from .data.images import list_images, load_image
+from .outputs import atomic_path, make_dir, write_text
 
 def method_name(cfg: dict[str, Any]) -> str:
     """'CUT - CE', 'FastCUT - Focal (gamma 2, alpha 0.25)', ... as in the thesis's table."""
@@ -108,7 +109,8 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "losses.png", dpi=100)
+        with atomic_path(out / "losses.png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
         written.append(out / "losses.png")
     if any(r["val"] for r in runs):
@@ -123,7 +125,8 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "fid.png", dpi=100)
+        with atomic_path(out / "fid.png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
         written.append(out / "fid.png")
     return written
@@ -217,8 +220,8 @@ def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, no
     the Markdown (e.g. which scale produced the table); ``reference`` maps row names to published
     figures ({"fid", "sec_per_iter", "memory_GiB"}) shown as a second table."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d, row) for row, dirs in group_runs(run_dirs) for d in dirs]
+    make_dir(out, "report folder")
     rows = table_rows(runs)
     md = markdown_table(rows)
     devices = sorted({r["device"] for r in rows if r["device"]})
@@ -233,12 +236,13 @@ def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, no
               "| run | FID | sec/iter | GPU memory GiB |\n|---|---|---|---|\n" + "".join(
                   f"| {name} | {v.get('fid', '-')} | {v.get('sec_per_iter', '-')} | {v.get('memory_GiB', '-')} |\n"
                   for name, v in reference.items() if name in {r['row'] for r in runs})
-    (out / "results.md").write_text((note + "\n\n" if note else "") + md + footnote + ref)
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run"])
-        w.writeheader()
-        w.writerows(rows)
+    write_text(out / "results.md", (note + "\n\n" if note else "") + md + footnote + ref)
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=list(rows[0]) if rows else ["run"])
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "results.csv", table.getvalue())
     plots = plot_curves(runs, out)
-    (out / "gallery.html").write_text(gallery_html(runs, plots, md, gallery_limit, note))
+    write_text(out / "gallery.html", gallery_html(runs, plots, md, gallery_limit, note))
     return {"markdown": out / "results.md", "csv": out / "results.csv", "gallery": out / "gallery.html",
             **{p.stem: p for p in plots}}
