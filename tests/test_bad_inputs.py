@@ -465,3 +465,11 @@ def test_interrupt_and_user_errors_keep_their_lines(tmp_path, capsys, monkeypatc
     write_images(tmp_path / "fake", 2)
     assert main(["evaluate", "fid", str(tmp_path / "nope"), str(tmp_path / "fake"), "--device", "cpu"]) == 2
     assert one_line_error(capsys) == f"error: {tmp_path / 'nope'} is not a folder"
+
+
+def test_impossible_tiles_refused_before_any_image(run, tmp_path, capsys):
+    data, run_dir = run
+    assert main(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA"),
+                 "--output", str(tmp_path / "t"), "--device", "cpu", "--quiet", "--tile", "6"]) == 2
+    assert "tile (6) must be a multiple of 4" in one_line_error(capsys)
+    assert not (tmp_path / "t").exists()

@@ -314,7 +314,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with validation: end the run with a checkpoint when its translations have collapsed "
                         "(nearly constant, or far less varied than their inputs); it is always reported")
     t.add_argument("--strict", action="store_const", const=True,
-                   help="stop at the first unreadable image (default: skip it and report it once)")
+                   help="stop at the first unreadable image, and refuse to start when the training folders hold "
+                        "entries that are neither files nor folders (broken or looping links, ...); default: skip "
+                        "them and report them once")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.focal_gamma=3 --set lr=1e-4 (repeatable)")
     t.add_argument("--dry-run", action="store_true", help="resolve the configuration and count parameters; train nothing")
@@ -378,9 +380,12 @@ def make_parser() -> argparse.ArgumentParser:
     split_options(dl)
     dl.set_defaults(func=cmd_data_download)
 
-    ck = dsub.add_parser("check", help="report counts, sizes, modes, unreadable files and cross-split duplicates",
-                         description="Exit status 1 when a file is unreadable or identical files sit in "
-                                     "different folders.")
+    ck = dsub.add_parser("check", help="report counts, sizes, modes and every problem train would meet: missing or "
+                                       "empty folders, links and pipes, unreadable files, cross-split duplicates",
+                         description="Exit status 1, with one line per problem, when train (or scoring a "
+                                     "val/test split) would refuse the dataset (a missing or empty trainA, trainB, ...), "
+                                     "an entry is neither a file nor a folder (broken or looping link, link to a folder, "
+                                     "pipe), a file is unreadable, or identical files sit in different folders.")
     ck.add_argument("dir", metavar="DIR", help="dataset folder (its image subfolders are checked)")
     ck.add_argument("--json", action="store_true", help="print the report as JSON")
     ck.set_defaults(func=cmd_data_check)

@@ -11,7 +11,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
-from .config import Config
+from .config import Config, ConfigError
 from .data.images import (IMAGE_EXTENSIONS, ImageError, convert_image, load_image, save_image, scan_folder,
                           to_image, to_tensor)
 from .devices import select_device
@@ -92,6 +92,13 @@ def _tile_starts(size: int, tile: int, step: int) -> list[int]:
     return sorted(set(starts))
 
 
+def check_tiles(tile: int, overlap: int, multiple: int = 4) -> None:
+    """A :class:`ConfigError` (a ``ValueError``) unless tiles of ``tile`` px overlapping by ``overlap`` work."""
+    if tile % multiple or overlap < 0 or tile < overlap + overlap // 4 + multiple:
+        raise ConfigError(f"tile ({tile}) must be a multiple of {multiple} and at least 1.25 x the overlap "
+                          f"({overlap}) + {multiple}: choose another --tile or --overlap")
+
+
 @torch.no_grad()
 def translate_tiled(G: torch.nn.Module, x: torch.Tensor, tile: int = 512, overlap: int = 128,
                     multiple: int = 4) -> torch.Tensor:
@@ -102,9 +109,7 @@ def translate_tiled(G: torch.nn.Module, x: torch.Tensor, tile: int = 512, overla
     the blending margin (about 3/8 of the overlap; SinCUT's radius is ~41 px, so overlap 128), the
     result equals untiled translation up to float rounding. ResNet generators use instance
     normalisation, whose per-tile statistics make tiles differ slightly from the whole image."""
-    if tile % multiple or overlap < 0 or tile < overlap + overlap // 4 + multiple:
-        raise ValueError(f"tile ({tile}) must be a multiple of {multiple} and at least 1.25 x the overlap "
-                         f"({overlap}) + {multiple}")
+    check_tiles(tile, overlap, multiple)
     _, c, h, w = x.shape
     ph, pw = max(tile, -(-h // multiple) * multiple), max(tile, -(-w // multiple) * multiple)
     if (ph, pw) != (h, w):
@@ -185,6 +190,8 @@ class Translator:
 
     def __init__(self, generator: torch.nn.Module, config: Config, device: torch.device | str = "cpu",
                  tile: int | None = None, overlap: int = 128, source: str | None = None):
+        if tile:
+            check_tiles(tile, overlap)  # before the first image
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.config = config
