@@ -1,3 +1,4 @@
+import errno
 import random
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from unpaired import checkpoint as ckpt_io
+from unpaired.outputs import OutputError
 
 
 def test_save_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
@@ -13,10 +15,10 @@ def test_save_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):
 
     def broken_save(obj, f):
         f.write(b"partial")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=f"could not write {path}: No space left on device; free space"):
         ckpt_io.save_atomic({"x": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.equal(ckpt_io.load(path)["x"], torch.ones(3))
@@ -37,5 +39,5 @@ def test_foreign_file_rejected(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match="not an unpaired checkpoint"):
         ckpt_io.load(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(ckpt_io.CheckpointError, match="cannot read"):
+    with pytest.raises(ckpt_io.CheckpointError, match=r"junk.pt is not an unpaired checkpoint \(not a PyTorch"):
         ckpt_io.load(tmp_path / "junk.pt")

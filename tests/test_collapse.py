@@ -82,8 +82,8 @@ def test_a_run_without_validation_is_flagged_when_scored(split_dir, tmp_path, mo
     unpaired.Trainer(cfg, tmp_path / "run", show_progress=False).fit()
     original = translate.generator_from_state
 
-    def blank_generator(state, device="cpu"):
-        G, c = original(state, device)
+    def blank_generator(state, device="cpu", **kwargs):
+        G, c = original(state, device, **kwargs)
         G.forward = lambda x: torch.ones_like(x)
         return G, c
 

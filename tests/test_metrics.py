@@ -92,6 +92,7 @@ def test_missing_weights_explained(monkeypatch, tmp_path, capsys):
         weights_path()
     (tmp_path / "a").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "a" / "x.png")
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "a" / "y.png")  # FID needs two images, checked first
     assert main(["evaluate", "fid", str(tmp_path / "a"), str(tmp_path / "a"), "--device", "cpu"]) == 2
     assert "UNPAIRED_INCEPTION" in capsys.readouterr().err
 

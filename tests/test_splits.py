@@ -147,5 +147,9 @@ def test_data_check_reports_unreadable_and_cross_split_duplicates(tmp_path, caps
     assert rep["duplicates_across_folders"] == [["testA/copy.png", "trainA/001.png"]]
     (tmp_path / "d" / "testA" / "copy.png").unlink()
     (tmp_path / "d" / "testA" / "bad.jpg").unlink()
+    assert main(["data", "check", str(tmp_path / "d")]) == 1  # no trainB, no testB: train and scoring refuse it
+    assert "trainB does not exist" in capsys.readouterr().out
+    write_images(tmp_path / "d" / "trainB", 2, seed=3)
+    write_images(tmp_path / "d" / "testB", 2, seed=4)
     assert main(["data", "check", str(tmp_path / "d")]) == 0
     assert "ok: no unreadable files" in capsys.readouterr().out

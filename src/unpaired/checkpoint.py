@@ -1,13 +1,16 @@
 """Checkpoint files: atomic writes, safe loading, and capture/restore of every RNG state."""
 from __future__ import annotations
 
-import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .outputs import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -16,23 +19,39 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or of an unexpected kind; the message says which."""
 
 
+class _RecordingWriter:
+    """A binary file that remembers the ``OSError`` of a failed write: ``torch.save`` turns it into
+    an uninformative ``RuntimeError`` ("unexpected pos ...")."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
-    A crash at any point leaves either the old file or the new one, never a truncated file.
+    A crash at any point leaves either the old file or the new one, never a truncated file; a
+    failed write (disk full, quota) leaves the old file and raises :class:`OutputError` naming it.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path, fsync=True) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            writer = _RecordingWriter(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
 
 
 def resolve_path(path: str | Path, which: str = "latest") -> Path:
@@ -49,16 +68,71 @@ def resolve_path(path: str | Path, which: str = "latest") -> Path:
     return path
 
 
+NOT_OURS = "pass a checkpoint written by unpaired train"
+
+
+def _unreadable_reason(path: Path, e: Exception) -> str:
+    """Why ``torch.load`` could not read a file, in a few words (torch's own messages run to many lines)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "the file is empty"
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        return "not a PyTorch checkpoint file"
+    if not zipfile.is_zipfile(path):
+        return "a truncated or damaged file"
+    if "weights_only" in str(e) or isinstance(e, pickle.UnpicklingError):
+        return "it holds pickled Python objects, not only tensors"
+    lines = str(e).strip().splitlines()
+    first = lines[0] if lines else type(e).__name__
+    return first if len(first) <= 120 else first[:117] + "..."
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by the Trainer (tensors and plain Python only: no pickled code)."""
+    """Load a checkpoint written by the Trainer (tensors and plain Python only: no pickled code).
+
+    Garbage, truncated and foreign files are a :class:`CheckpointError` of one line."""
     path = resolve_path(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+        raise CheckpointError(f"{path} is not an unpaired checkpoint ({_unreadable_reason(path, e)}); "
+                              f"{NOT_OURS}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION or "config" not in ckpt:
-        raise CheckpointError(f"{path} is not an unpaired checkpoint (format {FORMAT_VERSION})")
+        raise CheckpointError(f"{path} is not an unpaired checkpoint (a PyTorch file without unpaired's format "
+                              f"{FORMAT_VERSION} marker); {NOT_OURS}")
     return ckpt
+
+
+def _shape(t: Any) -> str:
+    return "x".join(map(str, t.shape)) if hasattr(t, "shape") else type(t).__name__
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, Any], path: str | Path, what: str) -> None:
+    """``module.load_state_dict(state)``, or one :class:`CheckpointError` line naming the first keys and
+    shapes that do not match (a file edited by hand, or weights of another method or width)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} is {_shape(state[k])} in the file but {_shape(own[k])} in the model"
+              for k in own if k in state and torch.is_tensor(own[k])
+              and (not torch.is_tensor(state[k]) or state[k].shape != own[k].shape)]
+
+    def first(keys: list[str], n: int = 3) -> str:
+        return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+    parts = ([f"missing {first(missing)}"] if missing else []) + \
+        ([f"unexpected {first(unexpected)}"] if unexpected else []) + \
+        ([first(shapes, 2)] if shapes else [])
+    if parts:
+        raise CheckpointError(f"{path}: its weights do not fit {what} its configuration describes ("
+                              + "; ".join(parts) + f"); the file was altered or mixed up: {NOT_OURS}")
+    module.load_state_dict(state)
 
 
 def rng_state() -> dict[str, Any]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -15,6 +17,8 @@ from .data.splits import SplitError
 from .jobs import JobsFailed
 from .methods import METHODS, method_names
 from .metrics.inception import InceptionUnavailable
+from .outputs import OutputError
+from .train import TrainingDiverged
 
 # CLI flag -> config key; flags left unset do not override the preset, file or saved run
 TRAIN_FLAGS = {
@@ -85,7 +89,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
                                       tile=args.tile, overlap=args.overlap)
     print(f"wrote {len(written)} image(s) to {args.output}")
     if errors:
-        print(f"{len(errors)} file(s) could not be read:\n  " + "\n  ".join(errors), file=sys.stderr)
+        print(f"{len(errors)} input(s) could not be translated:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 1
     return 0
 
@@ -298,6 +302,8 @@ def make_parser() -> argparse.ArgumentParser:
         "Unpaired image-to-image translation with patchwise contrastive learning "
         "(CUT, FastCUT, SinCUT, focal PatchNCE) and a CycleGAN baseline."))
     p.add_argument("--version", action="version", version=f"unpaired {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an unexpected error (accepted anywhere on the command line)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model on two folders of unpaired images (resumes if RUN_DIR exists)",
@@ -336,7 +342,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with validation: end the run with a checkpoint when its translations have collapsed "
                         "(nearly constant, or far less varied than their inputs); it is always reported")
     t.add_argument("--strict", action="store_const", const=True,
-                   help="stop at the first unreadable image (default: skip it and report it once)")
+                   help="stop at the first unreadable image, and refuse to start when the training folders hold "
+                        "entries that are neither files nor folders (broken or looping links, ...); default: skip "
+                        "them and report them once")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.focal_gamma=3 --set lr=1e-4 (repeatable)")
     t.add_argument("--dry-run", action="store_true", help="resolve the configuration and count parameters; train nothing")
@@ -400,9 +408,12 @@ def make_parser() -> argparse.ArgumentParser:
     split_options(dl)
     dl.set_defaults(func=cmd_data_download)
 
-    ck = dsub.add_parser("check", help="report counts, sizes, modes, unreadable files and cross-split duplicates",
-                         description="Exit status 1 when a file is unreadable or identical files sit in "
-                                     "different folders.")
+    ck = dsub.add_parser("check", help="report counts, sizes, modes and every problem train would meet: missing or "
+                                       "empty folders, links and pipes, unreadable files, cross-split duplicates",
+                         description="Exit status 1, with one line per problem, when train (or scoring a "
+                                     "val/test split) would refuse the dataset (a missing or empty trainA, trainB, ...), "
+                                     "an entry is neither a file nor a folder (broken or looping link, link to a folder, "
+                                     "pipe), a file is unreadable, or identical files sit in different folders.")
     ck.add_argument("dir", metavar="DIR", help="dataset folder (its image subfolders are checked)")
     ck.add_argument("--json", action="store_true", help="print the report as JSON")
     ck.set_defaults(func=cmd_data_check)
@@ -568,11 +579,55 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+# expected failures: their message is the whole story (one line, no traceback)
+USER_ERRORS = (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable, OutputError,
+               TrainingDiverged)
+
+
+def error_log_path(args: argparse.Namespace) -> Path:
+    """Where the traceback of an unexpected error goes: ``error.log`` in the command's run or output
+    folder when it exists, else a new file in the cache folder (``UNPAIRED_CACHE``)."""
+    for name in ("out", "run_dir"):
+        folder = getattr(args, name, None)
+        if folder and Path(folder).is_dir():
+            return Path(folder) / "error.log"
+    cache = Path(os.environ.get("UNPAIRED_CACHE", Path.home() / ".cache" / "unpaired"))
+    return cache / "errors" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def write_error_log(args: argparse.Namespace, argv: list[str]) -> str:
+    """Append the current exception's traceback to :func:`error_log_path` (or a temporary file);
+    returns where it went, or why it could not be written."""
+    import platform
+    import tempfile
+    import traceback
+
+    text = (f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} unpaired {__version__}, Python {platform.python_version()}\n"
+            f"command: unpaired {' '.join(argv)}\n{traceback.format_exc()}")
+    fallback = Path(tempfile.gettempdir()) / f"unpaired-error-{os.getpid()}.log"
+    for path in (error_log_path(args), fallback):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(text)
+            return str(path)
+        except OSError as e:
+            reason = e.strerror or str(e)
+    return f"nowhere: no log could be written ({reason})"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    """Run one command. Expected errors print one line ("error: ...") and return 2; an unexpected
+    one prints one line naming it and the log file that holds its traceback, and returns 1
+    (``--debug``, anywhere on the command line, or ``UNPAIRED_DEBUG=1``: the traceback instead)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("UNPAIRED_DEBUG", "") not in ("", "0")
+    if debug:
+        os.environ["UNPAIRED_DEBUG"] = "1"  # child processes (--jobs) too
+    args = make_parser().parse_args([a for a in argv if a != "--debug"])
     try:
         return args.func(args)
-    except (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except JobsFailed as e:  # --jobs: some child processes failed (the others completed)
@@ -581,6 +636,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print("interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            raise
+        lines = str(e).strip().splitlines()
+        message = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+        if len(message) > 300:
+            message = message[:297] + "..."
+        print(f"unpaired: error: {message} (full traceback in {write_error_log(args, argv)}; "
+              f"rerun with --debug to see it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .config import ConfigError, build_config
+from .outputs import make_dir
 
 PHOTOS_TRAIN = ["astronaut.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg"]
 PHOTOS_TEST = ["chelsea.png", "motorcycle_right.png"]
@@ -76,7 +77,7 @@ def run_demo(out: str | Path, iters: int = 600, device: str = "auto", quiet: boo
     from .train import Trainer
     from .translate import translate_files
 
-    out = Path(out)
+    out = make_dir(out, "demo folder")
     data = build_demo_dataset(out / "data")
     # 96 px PNGs load in microseconds: loader worker processes would only add start-up time
     cfg = build_config("fastcut", settings=[("demo", {

@@ -15,12 +15,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data.images import ImageError, load_image, save_image, to_image, to_tensor
+from .data.datasets import split_folders
 from .metrics.collapse import collapse_stats
 from .metrics.collapse import judge as judge_collapse
-from .metrics.fid import cached_folder_features, folder_features, list_image_files, load_uint8, score
+from .metrics.fid import cached_folder_features, folder_features, list_image_files, load_uint8, require_images, score
 from .metrics.inception import features, load_inception
 from .metrics.paired import DEFAULT_TOLERANCE, find_pairs, paired_scores
 from .metrics.uncertainty import LEVEL, BOOT_KID_SUBSETS, bootstrap_fid, bootstrap_kid, default_n_boot
+from .outputs import atomic_path, make_dir, write_text
 from .translate import eval_mode, translate_tensor
 
 
@@ -48,8 +50,11 @@ def evaluate_folders(real: str | Path, fake: str | Path, kid: bool = True, devic
     are cached on disk under a hash of its content. Returns {"fid", "kid", "kid_std", "kid_subset_size",
     "n_real", "n_fake"} and, with ``ci`` (default), "fid_ci" (and "kid_ci"): 95% bootstrap intervals
     over the images, see :func:`intervals` (``n_boot`` resamples, default by set size)."""
-    fake_paths = list_image_files(fake)  # before the real features: an empty folder fails at once
-    real_feats = cached_folder_features(real, size, device, cache_dir, show_progress)
+    # every input is checked before the first feature is computed: a bad folder fails at once
+    fake_paths, real_paths = list_image_files(fake), list_image_files(real)
+    require_images(fake_paths, fake)
+    require_images(real_paths, real)
+    real_feats = cached_folder_features(real, size, device, cache_dir, show_progress, paths=real_paths)
     fake_feats = folder_features(fake_paths, size, device, show_progress=show_progress, desc="inception fake")
     result = score(real_feats, fake_feats, kid=kid)
     if ci:
@@ -68,18 +73,27 @@ class SplitScorer:
     def __init__(self, data_root: str | Path, split: str, channels: int, size: int, device: str = "cpu",
                  num: int | None = None, cache_dir: str | Path | None = None, show_progress: bool = False):
         root = Path(data_root)
-        a_dir, b_dir = root / f"{split}A", root / f"{split}B"
-        for d in (a_dir, b_dir):
-            if not d.is_dir():
-                raise ImageError(f"{d} does not exist: scoring the {split} split needs {split}A/ and {split}B/ "
-                                 f"(make them with 'unpaired data split')")
-        self.a_paths = list_image_files(a_dir)[:num]
-        self.b_dir, self.num = b_dir, num
+        listings, problems = split_folders(root, split)  # the rule training and `data check` apply too
+        if problems:
+            raise ImageError("; ".join(problems) + f" (scoring the {split} split; 'unpaired data split' makes "
+                                                   f"{split}A/ and {split}B/)")
+        for listing in listings.values():
+            if listing.skipped:
+                print(f"warning: {listing.skipped_summary()}: skipped ('unpaired data check' lists them)",
+                      file=sys.stderr)
+        if num is not None and num < 2:
+            raise ImageError(f"scoring {num} image(s) per side was asked for (--num, train.val_num): FID and KID "
+                             f"need at least 2 images on each side")
+        for side in ("A", "B"):
+            require_images(listings[side].images, root / f"{split}{side}")
+        self.a_paths = listings["A"].images[:num]
+        b_paths = listings["B"].images[:num]
+        self.b_dir, self.num = root / f"{split}B", num
         self.channels, self.size, self.device = channels, size, device
         self.show_progress = show_progress
-        self.real = cached_folder_features(b_dir, size, device, cache_dir, show_progress, limit=num)
+        self.real = cached_folder_features(self.b_dir, size, device, cache_dir, show_progress, paths=b_paths)
         self.inputs = [self._input(p) for p in self.a_paths]
-        self.targets = find_pairs(self.a_paths, list_image_files(b_dir))
+        self.targets = find_pairs(self.a_paths, listings["B"].images)
         self.fake_features: np.ndarray | None = None  # of the last translations scored
 
     def _input(self, path: Path) -> torch.Tensor:
@@ -135,8 +149,9 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
         which = "latest"
     path = ckpt_io.resolve_path(run_dir, which)
     state = ckpt_io.load(path)
-    G, cfg = generator_from_state(state, device)
+    G, cfg = generator_from_state(state, device, source=path)
     size = size or cfg.data.crop_size
+    make_dir(run_dir / "eval", "evaluation folder")  # before any feature: an unwritable run fails at once
     t0 = time.perf_counter()
     scorer = SplitScorer(data_root, split, cfg.data.channels, size, device, num, cache_dir, show_progress)
     eval_dir = run_dir / "eval"
@@ -145,9 +160,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
         shutil.rmtree(out_dir)
     result = scorer.score(G, save_dir=out_dir, ci=ci, paired=True, pixel_tolerance=pixel_tolerance, n_boot=n_boot)
     feats_name = f"{split}_features.npy"
-    tmp = eval_dir / f".{split}_features.tmp.npy"
-    np.save(tmp, scorer.fake_features.astype(np.float32))
-    tmp.replace(eval_dir / feats_name)
+    with atomic_path(eval_dir / feats_name) as tmp, open(tmp, "wb") as f:
+        np.save(f, scorer.fake_features.astype(np.float32))
     result.update({
         "split": split, "checkpoint": path.name, "iteration": state["progress"]["iteration"],
         "epoch": state["progress"]["epoch"], "size": size, "data": str(Path(data_root).resolve()),
@@ -163,9 +177,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
     if reason:
         print(f"warning: {run_dir} looks collapsed: {reason}; its scores describe a failed run, not its method",
               file=sys.stderr)
-    tmp = eval_dir / f".{split}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(eval_dir / f"{split}.json")
+    write_text(eval_dir / f"{split}.json", json.dumps(result, indent=2))
     return result
 
 

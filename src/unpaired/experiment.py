@@ -20,6 +20,7 @@ from typing import Any
 
 from .config import Config, ConfigError, build_config, load_yaml
 from .document import Bold
+from .outputs import make_dir
 
 
 def check_seeds(seeds: Any, where: str) -> list[int] | None:
@@ -120,6 +121,7 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
     # one entry per run, rows in file order and each row's seeds in the given order
     runs = [(row, seed) for row in rows for seed in (seeds if seeds is not None else [None])]
     configs = [row_config(spec, row, scale, data, device, seed) for row, seed in runs]  # all settings, before any trains
+    make_dir(out, "experiment folder")  # before anything trains: an unwritable --out fails at once
     if jobs > 1:
         _run_rows_in_processes(path, data, out, scale, runs, device, jobs, show_progress, seeds is not None)
     else:

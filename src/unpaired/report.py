@@ -12,6 +12,7 @@ compared by a paired bootstrap over seeds and test images (:mod:`unpaired.metric
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -25,6 +26,7 @@ import yaml
 
 from .data.images import list_images, load_image
 from .document import Bold, Code, Document, Figure, Grid, Heading, Paragraph, Table, Text
+from .outputs import atomic_path, make_dir, write_text
 
 RunDirs = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 
@@ -235,7 +237,8 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
 
     def save(fig, name):
         fig.tight_layout()
-        fig.savefig(out / name, dpi=100)
+        with atomic_path(out / name) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
         written.append(out / name)
 
@@ -459,7 +462,7 @@ def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, no
     ({"fid", "sec_per_iter", "memory_GiB"}); ``worst`` translations per row are shown ranked;
     ``compare`` adds paired comparisons of rows that differ only in their loss settings."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "report folder")
     groups = [(row, [load_run(d, row) for d in dirs]) for row, dirs in group_runs(run_dirs)]
     runs = [r for _, members in groups for r in members]
     comparisons = None
@@ -468,30 +471,19 @@ def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, no
                        for i, j, keys in comparable_pairs(groups)]
     plots = plot_curves(runs, out)
     doc = build_document(groups, plots, note, reference, gallery_limit, worst, comparisons)
-    _write_text(out / "results.md", doc.to_markdown())
+    write_text(out / "results.md", doc.to_markdown())
     rows = table_rows(runs)
-    tmp = out / ".results.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run"])
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(out / "results.csv")
-    _write_text(out / "gallery.html", doc.to_html())
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=list(rows[0]) if rows else ["run"])
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "results.csv", table.getvalue())
+    write_text(out / "gallery.html", doc.to_html())
     if comparisons:
-        _write_text(out / "comparisons.json", json.dumps(
+        write_text(out / "comparisons.json", json.dumps(
             [{"a": a, "b": b, "differs_in": keys, **(res or {})} for a, b, keys, res in comparisons], indent=2))
     return {"markdown": out / "results.md", "csv": out / "results.csv", "gallery": out / "gallery.html",
             **{p.stem: p for p in plots}}
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write through a temporary file: a failed write leaves the previous report intact."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 __all__ = ["write_report", "load_run", "group_runs", "method_name", "table_rows", "summarize_row",

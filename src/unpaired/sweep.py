@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import statistics
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError, build_config, parse_override
+from .outputs import make_dir, write_text
 from .train import Callback
 
 
@@ -117,8 +119,7 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         return build_config(model, settings=[*fixed, validation, ("--param", params), *extra])
 
     trial_config({k: v[0] for k, v in space.items()})  # fail fast on unknown keys or bad values
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out, "sweep folder")
     url = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     # several processes on one SQLite file wait for each other's writes instead of failing at once
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
@@ -371,12 +372,13 @@ def _write_table(result: dict[str, Any], out: Path) -> None:
                           f"KID {b['test_kid']:.4f}{pm['test_kid']} (mean ± std over seeds "
                           f"{', '.join(map(str, seeds))}, each seed's best-by-validation checkpoint: "
                           + ", ".join(f"seed {e['seed']} FID {e['test_fid']:.2f}" for e in b["seeds"]) + ")."]
-    (out / "sweep.md").write_text("\n".join(lines) + "\n")
-    with open(out / "sweep.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["trial", "state", *keys, "value", *(["std", *(f"seed{k}" for k in seeds)] if seeds else [])])
-        for t in result["trials"]:
-            w.writerow([t["number"], t["state"], *[t["params"].get(k) for k in keys], t["value"],
-                        *([t["std"], *(t["seed_values"].get(str(k)) for k in seeds)] if seeds else [])])
-    (out / "sweep.json").write_text(json.dumps(result, indent=2))
+    write_text(out / "sweep.md", "\n".join(lines) + "\n")
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(["trial", "state", *keys, "value", *(["std", *(f"seed{k}" for k in seeds)] if seeds else [])])
+    for t in result["trials"]:
+        w.writerow([t["number"], t["state"], *[t["params"].get(k) for k in keys], t["value"],
+                    *([t["std"], *(t["seed_values"].get(str(k)) for k in seeds)] if seeds else [])])
+    write_text(out / "sweep.csv", table.getvalue())
+    write_text(out / "sweep.json", json.dumps(result, indent=2))
     print((out / "sweep.md").read_text(), end="", file=sys.stdout)

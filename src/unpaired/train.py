@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import signal
 import statistics
@@ -37,17 +38,18 @@ from . import distributed
 from .amp import Precision
 from .config import RUNTIME_FIELDS, Config, ConfigError, diff, resolve, save_yaml
 from .data import SingleImageDataset
-from .data.images import save_image, to_tensor, triptych
+from .data.images import save_image, skipped_summary, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
 from .devices import select_device, settle_vector_math
 from .metrics.collapse import discriminator_gap
 from .metrics.collapse import judge as judge_collapse
 from .metrics.profile import MemoryMeter
 from .models import build_model, param_counts
+from .outputs import append_line, make_dir, write_text
 from .step import StepResult, TrainStep, build_step
 from .translate import eval_mode, translate_any
 
-__all__ = ["Trainer", "Callback", "GracefulInterrupt", "select_device", "seed_everything", "linear_decay"]
+__all__ = ["Trainer", "Callback", "GracefulInterrupt", "TrainingDiverged", "select_device", "seed_everything", "linear_decay"]
 
 
 def seed_everything(seed: int) -> None:
@@ -55,6 +57,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or the weights became NaN or infinite; nothing non-finite was saved. The message names
+    the loss (or tensor) and the iteration, and what to try."""
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
@@ -182,7 +189,11 @@ class Trainer:
         if self.dataset is None:
             self.dataset = training_dataset(cfg, self.dist.rank)
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            skipped = getattr(self.dataset, "skipped_entries", [])
+            if skipped:
+                tqdm.write(f"warning: {skipped_summary(skipped, 'of the training folders')}: skipped ('unpaired data "
+                           f"check' lists them; --strict refuses them)", file=sys.stderr)
+            make_dir(self.run_dir, "run folder")
             save_yaml(cfg, self.run_dir / "config.yaml")
 
         seed_everything(tc.seed)
@@ -194,6 +205,9 @@ class Trainer:
                            for k, o in self.optimizers.items()}
         self.step = self.make_step()
         self.epoch = self.batch = self.iteration = 0
+        self.saved_iteration: int | None = None  # of the last checkpoint written or resumed from
+        self._sums: dict[str, dict[str, torch.Tensor]] = {"loss": {}, "stats": {}}
+        self._n_sum = 0
         self.validation: dict[str, Any] = {"best": None, "final": None}
         self.collapse: dict[str, Any] = {"collapsed_at": None, "reason": None, "last": None}
         self.last_stats: dict[str, float] = {}  # diagnostics of the last logged interval
@@ -214,14 +228,20 @@ class Trainer:
     def restore(self, state: dict[str, Any] | None) -> None:
         """Networks, optimizers, schedules, loss scaler, data position and RNG states from a checkpoint."""
         if state is not None:
-            self.model.load_state_dict(state["model"])
-            for k, o in self.optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            for k, s in self.schedulers.items():
-                s.load_state_dict(state["schedulers"][k])
-            self.step.load_state_dict(state["scaler"])
+            ckpt_io.load_module_state(self.model, state["model"], self.ckpt_path, f"the {self.cfg.model.name} model")
+            try:
+                for k, o in self.optimizers.items():
+                    o.load_state_dict(state["optimizers"][k])
+                for k, s in self.schedulers.items():
+                    s.load_state_dict(state["schedulers"][k])
+                self.step.load_state_dict(state["scaler"])
+            except (KeyError, ValueError, RuntimeError, TypeError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ckpt_io.CheckpointError(f"{self.ckpt_path}: its optimizer state does not fit the model ({first}); "
+                                              f"the file was altered or mixed up: {ckpt_io.NOT_OURS}") from None
             p = state["progress"]
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
+            self.saved_iteration = self.iteration
             self.skipped = list(state.get("data_problems", {}).get("skipped", []))
             self.validation = state.get("validation", self.validation)
             self.collapse = state.get("collapse", self.collapse)
@@ -238,8 +258,6 @@ class Trainer:
         # rank 0 alone validates, logs, samples and saves; the others only train
         self.scorer = self._make_scorer() if main else None
         self.writer = self._tensorboard(purge_step=self.iteration) if main else None
-        self._sums: dict[str, dict[str, torch.Tensor]] = {"loss": {}, "stats": {}}
-        self._n_sum = 0
         self.model.train()
         bar = tqdm(total=self.stop_at, initial=self.iteration, desc=f"{cfg.model.name}", unit="it",
                    disable=not (self.show_progress and main), dynamic_ncols=True)
@@ -330,17 +348,51 @@ class Trainer:
         record = {"iter": self.iteration, "epoch": self.epoch, "lr": lr, "sec_per_iter": sec,
                   "loss": means["loss"], "stats": means["stats"], "time": time.time()}
         self.last_stats = means["stats"]
+        bad = [(k, v) for k, v in means["loss"].items() if not math.isfinite(v)]
         if self.dist.is_main:
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(self.metrics_path, json.dumps(record))
+            if bad:  # every process sees the same means: all of them stop here
+                raise self._diverged(f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-"
+                                     f"{self.iteration})")
             for group in ("loss", "stats"):
                 for k, v in means[group].items():
                     self.writer.add_scalar(f"{group}/{k}", v, self.iteration)
             self.writer.add_scalar("train/lr", lr, self.iteration)
             self.writer.add_scalar("train/sec_per_iter", sec, self.iteration)
             self._emit("on_log", record)
+        elif bad:
+            raise self._diverged(f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-"
+                                 f"{self.iteration})")
         self._sums, self._n_sum, self._t_last = {"loss": {}, "stats": {}}, 0, time.perf_counter()
         return record
+
+    @staticmethod
+    def _bad_losses(bad: list[tuple[str, float]]) -> str:
+        return ("loss " if len(bad) == 1 else "losses ") + ", ".join(f"{k} = {v}" for k, v in bad)
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        kept = (f"{self.ckpt_path} still holds iteration {self.saved_iteration}, the last good one"
+                if self.saved_iteration is not None else "no checkpoint had been written")
+        fp32 = ", in fp32 (--precision fp32)" if self.cfg.train.precision != "fp32" else ""
+        return TrainingDiverged(f"training diverged: {what}; stopped without saving ({kept}). Start again in a new "
+                                f"--out with a lower learning rate (now {self.cfg.train.lr:g}; --set train.lr=...){fp32}, "
+                                f"or check the data")
+
+    def check_finite(self) -> None:
+        """Raise :class:`TrainingDiverged` if a loss since the last log or a weight is NaN or infinite.
+        Called before anything is saved (one device read per checkpoint or validation)."""
+        sums = self._sums["loss"]
+        if sums:
+            finite = torch.stack([torch.isfinite(v).all() for v in sums.values()]).cpu()
+            if not bool(finite.all()):
+                bad = [(k, float(sums[k])) for k, ok in zip(sums, finite.tolist()) if not ok]
+                raise self._diverged(f"{self._bad_losses(bad)} (sum over iterations {self.iteration - self._n_sum + 1}-"
+                                     f"{self.iteration})")
+        weights = [(k, t) for k, t in self.model.state_dict().items() if torch.is_tensor(t) and t.is_floating_point()]
+        finite = torch.stack([torch.isfinite(t).all() for _, t in weights]).cpu()
+        if not bool(finite.all()):
+            name = weights[int((~finite).nonzero()[0])][0]
+            raise self._diverged(f"the weights of {name} are no longer finite at iteration {self.iteration}")
 
     # ============================================================ checkpoints
     def _load_resumable(self) -> dict[str, Any] | None:
@@ -348,6 +400,12 @@ class Trainer:
         if not self.ckpt_path.exists():
             return None
         state = ckpt_io.load(self.ckpt_path)
+        missing = [k for k in ("model", "optimizers", "schedulers", "scaler", "progress", "rng") if k not in state]
+        if missing:
+            raise ckpt_io.CheckpointError(
+                f"{self.ckpt_path} cannot be resumed: it has no {', '.join(missing)} (it holds weights only, like "
+                f"best.pt: enough to translate or evaluate, not to resume); choose a new --out, or put the run's "
+                f"own latest.pt back")
         saved = Config.from_dict(state["config"], strict=False)
         changes = diff(saved, self.cfg, ignore=RUNTIME_FIELDS)
         if changes:
@@ -365,9 +423,7 @@ class Trainer:
             return
         kept = [line for line in self.metrics_path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("iter", 0) <= iteration]
-        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(self.metrics_path)
+        write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds."""
@@ -387,8 +443,11 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write ``latest.pt`` atomically."""
+        """Write ``latest.pt`` atomically, never with a non-finite loss pending or non-finite weights
+        (:class:`TrainingDiverged` instead: the previous checkpoint stays)."""
+        self.check_finite()
         ckpt_io.save_atomic(self.state_dict(), self.ckpt_path)
+        self.saved_iteration = self.iteration
         self._emit("on_checkpoint", self.ckpt_path)
         return self.ckpt_path
 
@@ -410,14 +469,15 @@ class Trainer:
 
     def validate(self) -> dict[str, Any]:
         """Score the generator on the val split; log it, and keep ``best.pt`` when it improves."""
+        self.check_finite()  # NaN weights would give a meaningless score and a NaN best.pt
         result = self.scorer.score(self.model.generator)
         d = discriminator_gap(self.last_stats, getattr(self.cfg.model, "gan_mode", ""))
         if d is not None:
             result["collapse"].update(d)
         entry = {"iteration": self.iteration, "epoch": self.epoch, **result}
         metric = self.cfg.train.val_metric
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps({"iter": self.iteration, "epoch": self.epoch, "val": result, "time": time.time()}) + "\n")
+        append_line(self.metrics_path, json.dumps({"iter": self.iteration, "epoch": self.epoch, "val": result,
+                                                   "time": time.time()}))
         for k in ("fid", "kid"):
             self.writer.add_scalar(f"val/{k}", result[k], self.iteration)
         best = self.validation["best"]
@@ -516,7 +576,5 @@ class Trainer:
             "validation": {"metric": self.cfg.train.val_metric, **self.validation} if self.cfg.train.val_every else None,
             "collapse": self.collapse if self.cfg.train.val_every else None,
         }
-        tmp = self.run_dir / ".summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(self.run_dir / "summary.json")
+        write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary

@@ -11,28 +11,36 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
-from .config import Config
-from .data.images import (IMAGE_EXTENSIONS, ImageError, convert_image, list_images, load_image, save_image,
+from .config import Config, ConfigError
+from .data.images import (IMAGE_EXTENSIONS, ImageError, convert_image, load_image, save_image, scan_folder,
                           to_image, to_tensor)
 from .devices import select_device
+from .outputs import make_dir
 
 
 def load_generator(checkpoint: str | Path, device: torch.device | str = "cpu",
                    which: str = "latest") -> tuple[torch.nn.Module, Config]:
     """The A->B generator of a run folder (its ``which`` checkpoint) or checkpoint file, in eval
     mode, and the run's config."""
-    return generator_from_state(ckpt_io.load(ckpt_io.resolve_path(checkpoint, which)), device)
+    path = ckpt_io.resolve_path(checkpoint, which)
+    return generator_from_state(ckpt_io.load(path), device, source=path)
 
 
-def generator_from_state(state: dict, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
-    """The A->B generator of an already loaded checkpoint, in eval mode, and the run's config."""
+def generator_from_state(state: dict, device: torch.device | str = "cpu",
+                         source: str | Path = "the checkpoint") -> tuple[torch.nn.Module, Config]:
+    """The A->B generator of an already loaded checkpoint (read from ``source``), in eval mode, and
+    the run's config."""
     from .methods import get_method
 
+    if not isinstance(state.get("model"), dict):
+        raise ckpt_io.CheckpointError(f"{source} is not an unpaired checkpoint (it has no model weights); "
+                                      f"{ckpt_io.NOT_OURS}")
     cfg = Config.from_dict(state["config"], strict=False)
     model_cls = get_method(cfg.model.name).model
     G = model_cls.build_generator(cfg.model, cfg.data.channels, cfg.data.crop_size)
     prefix = model_cls.GENERATOR_PREFIX
-    G.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
+    ckpt_io.load_module_state(G, {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)},
+                              source, f"the {cfg.model.name} generator")
     return G.to(device).eval(), cfg
 
 
@@ -84,6 +92,13 @@ def _tile_starts(size: int, tile: int, step: int) -> list[int]:
     return sorted(set(starts))
 
 
+def check_tiles(tile: int, overlap: int, multiple: int = 4) -> None:
+    """A :class:`ConfigError` (a ``ValueError``) unless tiles of ``tile`` px overlapping by ``overlap`` work."""
+    if tile % multiple or overlap < 0 or tile < overlap + overlap // 4 + multiple:
+        raise ConfigError(f"tile ({tile}) must be a multiple of {multiple} and at least 1.25 x the overlap "
+                          f"({overlap}) + {multiple}: choose another --tile or --overlap")
+
+
 @torch.no_grad()
 def translate_tiled(G: torch.nn.Module, x: torch.Tensor, tile: int = 512, overlap: int = 128,
                     multiple: int = 4) -> torch.Tensor:
@@ -94,9 +109,7 @@ def translate_tiled(G: torch.nn.Module, x: torch.Tensor, tile: int = 512, overla
     the blending margin (about 3/8 of the overlap; SinCUT's radius is ~41 px, so overlap 128), the
     result equals untiled translation up to float rounding. ResNet generators use instance
     normalisation, whose per-tile statistics make tiles differ slightly from the whole image."""
-    if tile % multiple or overlap < 0 or tile < overlap + overlap // 4 + multiple:
-        raise ValueError(f"tile ({tile}) must be a multiple of {multiple} and at least 1.25 x the overlap "
-                         f"({overlap}) + {multiple}")
+    check_tiles(tile, overlap, multiple)
     _, c, h, w = x.shape
     ph, pw = max(tile, -(-h // multiple) * multiple), max(tile, -(-w // multiple) * multiple)
     if (ph, pw) != (h, w):
@@ -138,12 +151,20 @@ def translate_any(G: torch.nn.Module, x: torch.Tensor, tile: int | None = None, 
 
 def find_images(path: str | Path) -> list[Path]:
     """``path`` itself if it is a file, else every image below it (recursively), sorted."""
+    return find_inputs(path)[0]
+
+
+def find_inputs(path: str | Path) -> tuple[list[Path], list[str]]:
+    """(:func:`find_images`, one message per entry below ``path`` that the listing rule skipped:
+    broken or looping links, links to folders, pipes, ...; see :func:`unpaired.data.images.scan_folder`)."""
     path = Path(path)
     if path.is_file():
-        return [path]
+        return [path], []
     if not path.is_dir():
-        raise ImageError(f"input {path} does not exist")
-    return list_images(path)
+        raise ImageError(f"input {path} does not exist" if not path.is_symlink() else
+                         f"input {path} is a broken link or a link that loops")
+    listing = scan_folder(path)
+    return listing.images, [f"{p}: not translated, {why}" for p, why in listing.skipped]
 
 
 def output_paths(inputs: list[Path], root: Path, out_dir: Path, ext: str) -> list[Path]:
@@ -169,6 +190,8 @@ class Translator:
 
     def __init__(self, generator: torch.nn.Module, config: Config, device: torch.device | str = "cpu",
                  tile: int | None = None, overlap: int = 128, source: str | None = None):
+        if tile:
+            check_tiles(tile, overlap)  # before the first image
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.config = config
@@ -235,15 +258,18 @@ def translate_files(checkpoint: str | Path, inputs: str | Path, out_dir: str | P
                     ext: str = ".png", show_progress: bool = True, tile: int | None = None,
                     overlap: int = 128) -> tuple[list[Path], list[str]]:
     """Translate every image under ``inputs`` into ``out_dir``. Returns (written files, error messages):
-    an unreadable file is reported and skipped, the others are still translated. Images above
+    an unreadable file (or an entry the listing rule skips, such as a broken link) is reported and
+    skipped, the others are still translated. Images above
     AUTO_TILE_PIXELS (or all, with ``tile``) are translated in tiles."""
     translator = load(checkpoint, device, tile=tile, overlap=overlap)
     root, out_dir = Path(inputs), Path(out_dir)
-    files = find_images(root)
+    files, errors = find_inputs(root)
     if not files:
-        raise ImageError(f"no images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise ImageError(f"no images found in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+                         + (f"; {errors[0]}" if errors else ""))
     targets = output_paths(files, root, out_dir, ext)
-    written, errors = [], []
+    make_dir(out_dir, "output folder")
+    written = []
     for src, dst in tqdm(list(zip(files, targets)), desc="translate", unit="img", disable=not show_progress):
         try:
             im = load_image(src, translator.channels)

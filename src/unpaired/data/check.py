@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import ImageError, file_sha256, is_image_path, load_image, walk_files
+from .datasets import split_folders
+from .images import ImageError, file_sha256, is_image_path, load_image, scan_folder, why_skipped
 
 
 @dataclass
@@ -31,16 +32,27 @@ class FolderReport:
 
 
 def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
-    """Counts, sizes and modes per image folder; unreadable files; identical files in different folders."""
+    """Counts, sizes and modes per image folder, and every problem: train/val/test folders that
+    training or scoring would refuse (by the same rule, :func:`unpaired.data.datasets.split_folders`),
+    entries the listing rule skips (broken or looping links, links to folders, pipes, ...),
+    unreadable files, identical files in different folders. ``ok`` is whether there is none."""
     root = Path(root)
     if not root.is_dir():
         raise ImageError(f"{root} is not a folder")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        folders = [root]
-    unreadable, by_hash = [], {}
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = subfolders or [root]
+    # what `train` refuses, and for val/test (scored when present) the same rule
+    problems = split_folders(root, "train")[1]
+    for split in ("val", "test"):
+        if (root / f"{split}A").is_dir() or (root / f"{split}B").is_dir():
+            problems += split_folders(root, split)[1]
+    unreadable, skipped, by_hash = [], [], {}
     # each top-level folder with everything below it, by the package's one listing rule
-    files = [(f, p) for f in folders for p in walk_files(f)]
+    listings = {f: scan_folder(f) for f in folders}
+    files = [(f, p) for f, listing in listings.items() for p in listing.files]
+    skipped = [f"{p}: {why}" for listing in listings.values() for p, why in listing.skipped]
+    if subfolders:  # entries at the top level that are neither files nor folders
+        skipped = [f"{p}: {why}" for p, why in _top_level_skipped(root)] + skipped
     report_of = {f: FolderReport(f.name if f != root else ".") for f in folders}
     for folder, path in tqdm(files, desc="check", unit="file", disable=not show_progress):
         rep = report_of[folder]
@@ -64,21 +76,38 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
                      "smallest": list(r.min_size) if r.min_size else None,
                      "largest": list(r.max_size) if r.max_size else None,
                      "other_files": r.other_files} for r in reports],
+        "empty_folders": [r.name for r in reports if r.count == 0],
+        "problems": problems,
+        "skipped": skipped,
         "unreadable": unreadable,
         "duplicates_across_folders": duplicates,
-        "ok": not unreadable and not duplicates,
+        "ok": not (problems or skipped or unreadable or duplicates),
     }
 
 
+def _top_level_skipped(root: Path) -> list[tuple[Path, str]]:
+    """Entries directly in ``root`` that are not regular files or folders (a broken trainB link, ...)."""
+    return [(p, why_skipped(p)) for p in sorted(root.iterdir())
+            if not p.name.startswith(".") and not p.is_dir() and not p.is_file()]
+
+
 def format_report(rep: dict) -> str:
+    """The report as text: the table, then one line per problem, then the verdict."""
     lines = [f"{'folder':12} {'images':>7}  {'smallest':>10} {'largest':>10}  modes"]
     for f in rep["folders"]:
         size = lambda s: f"{s[0]}x{s[1]}" if s else "-"  # noqa: E731
-        modes = ", ".join(f"{m} {n}" for m, n in sorted(f["modes"].items()))
+        modes = ", ".join(f"{m} {n}" for m, n in sorted(f["modes"].items())) or "(empty: no images)"
         lines.append(f"{f['name']:12} {f['images']:7d}  {size(f['smallest']):>10} {size(f['largest']):>10}  {modes}")
         if f["other_files"]:
             lines.append(f"{'':12} ignored non-image files: {', '.join(f['other_files'][:5])}"
                          + (" ..." if len(f["other_files"]) > 5 else ""))
+    if rep["problems"]:
+        lines.append(f"\n{len(rep['problems'])} folder problem(s) (train, or scoring that split, refuses such a dataset):")
+        lines += [f"  {m}" for m in rep["problems"]]
+    if rep["skipped"]:
+        lines.append(f"\n{len(rep['skipped'])} entr{'y' if len(rep['skipped']) == 1 else 'ies'} neither a readable "
+                     f"file nor a folder (skipped by every command):")
+        lines += [f"  {m}" for m in rep["skipped"]]
     if rep["unreadable"]:
         lines.append(f"\n{len(rep['unreadable'])} unreadable file(s):")
         lines += [f"  {m}" for m in rep["unreadable"]]
@@ -86,5 +115,7 @@ def format_report(rep: dict) -> str:
         lines.append(f"\n{len(rep['duplicates_across_folders'])} file(s) appear in more than one folder "
                      f"(identical bytes; a test image in train inflates scores):")
         lines += [f"  {' = '.join(d)}" for d in rep["duplicates_across_folders"]]
-    lines.append("\nok: no unreadable files, no duplicates across folders" if rep["ok"] else "")
+    n = len(rep["problems"]) + len(rep["skipped"]) + len(rep["unreadable"]) + len(rep["duplicates_across_folders"])
+    lines.append("\nok: no unreadable files, no duplicates across folders, no skipped entries, train/val/test usable"
+                 if rep["ok"] else f"\nnot ok: {n} problem(s) listed above")
     return "\n".join(lines).rstrip() + "\n"

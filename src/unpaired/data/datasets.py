@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from .images import ImageError, list_images, load_image, to_tensor
+from .images import ImageError, Listing, load_image, scan_folder, skipped_summary, to_tensor
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,26 @@ def augment(im: Image.Image, aug: Augment, rng: np.random.Generator) -> torch.Te
     return to_tensor(im)
 
 
+def split_folders(root: str | Path, split: str = "train") -> tuple[dict[str, Listing], list[str]]:
+    """The rule for a dataset's ``{split}A`` and ``{split}B`` folders that every command applies
+    (training, validation, ``evaluate run`` and ``data check``, so they cannot disagree): both must
+    exist and hold images. Returns the listing of each existing folder and one message per problem."""
+    root = Path(root)
+    listings, problems = {}, []
+    for side in ("A", "B"):
+        folder = root / f"{split}{side}"
+        if not folder.is_dir():
+            other = root / f"{split}{'B' if side == 'A' else 'A'}"
+            hint = f" ({other.name}/ exists: both domains are needed)" if other.is_dir() else ""
+            problems.append(f"{folder} does not exist{hint}: the dataset needs {root}/{split}A and {root}/{split}B "
+                            f"folders of images (domain A = source, domain B = target)")
+            continue
+        listings[side] = scan_folder(folder)
+        if not listings[side].images:
+            problems.append(f"{folder} contains no images (looked for .jpg, .png, .bmp, .tif, .webp, ...)")
+    return listings, problems
+
+
 class UnalignedDataset(Dataset):
     """Random pairs (a, b) from ``root/trainA`` and ``root/trainB``.
 
@@ -52,17 +72,15 @@ class UnalignedDataset(Dataset):
     def __init__(self, root: str | Path, channels: int, load_size: int, crop_size: int, flip: bool,
                  seed: int, n_epochs: int, split: str = "train", strict: bool = False):
         root = Path(root)
-        self.paths = {}
-        for side in ("A", "B"):
-            folder = root / f"{split}{side}"
-            if not folder.is_dir():
-                other = root / f"{split}{'B' if side == 'A' else 'A'}"
-                hint = f" ({other.name}/ exists: both domains are needed)" if other.is_dir() else ""
-                raise ImageError(f"{folder} does not exist{hint}: the dataset needs {root}/{split}A and "
-                                 f"{root}/{split}B folders of images (domain A = source, domain B = target)")
-            self.paths[side] = list_images(folder)
-            if not self.paths[side]:
-                raise ImageError(f"{folder} contains no images (looked for .jpg, .png, .bmp, .tif, .webp, ...)")
+        listings, problems = split_folders(root, split)
+        if problems:
+            raise ImageError("; ".join(problems))
+        self.paths = {side: listing.images for side, listing in listings.items()}
+        # entries the listing rule skipped (broken links, ...): the Trainer warns, --strict refuses
+        self.skipped_entries = [s for listing in listings.values() for s in listing.skipped]
+        if strict and self.skipped_entries:
+            raise ImageError(skipped_summary(self.skipped_entries, f"of {root}/{split}A and {split}B")
+                             + "; training stops because of --strict (without it they are skipped with a warning)")
         self.channels = channels
         self.seed = seed
         self.n_epochs = n_epochs

@@ -6,6 +6,7 @@ Without network, ``--archive FILE`` takes a file downloaded elsewhere through th
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import lzma
 import shutil
@@ -20,8 +21,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..outputs import make_dir, write_error
 from .images import file_sha256
 from .splits import SPLITS, SplitError
+
+
+# errors of writing, not of reading a corrupt archive
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class DownloadError(RuntimeError):
@@ -147,7 +153,11 @@ def extract(archive: Path, dest: Path) -> Path:
                 t.extractall(root, members=members)
         else:
             raise DownloadError(f"{archive} is neither a zip nor a tar archive")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:  # writing the extracted files failed (disk full, ...), not the archive
+            raise write_error(e.filename or dest, e) from None
+        raise DownloadError(f"{archive} is corrupt or truncated ({e}); download it again") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise DownloadError(f"{archive} is corrupt or truncated ({e}); download it again") from None
     return root
 
@@ -188,8 +198,7 @@ def fetch(name: str, out: Path, archive: Path | None = None, sha256: str | None 
     expected = sha256 or entry.sha256
     what = "the checksum given with --sha256" if sha256 else f"the official archive ({entry.checksum_source})"
     if archive is None:
-        cache = cache or out.parent / ".downloads"
-        cache.mkdir(parents=True, exist_ok=True)
+        cache = make_dir(cache or out.parent / ".downloads", "download folder")
         target = cache / entry.filename
         if not target.exists():
             errors = []
@@ -211,5 +220,10 @@ def fetch(name: str, out: Path, archive: Path | None = None, sha256: str | None 
     extracted = out.parent / f".{out.name}.extract"
     if extracted.exists():
         shutil.rmtree(extracted)
-    extract(Path(archive), extracted)
-    return find_dataset_root(extracted), digest
+    make_dir(extracted, "output folder", shown=out)
+    try:
+        extract(Path(archive), extracted)
+        return find_dataset_root(extracted), digest
+    except BaseException:  # a refused or broken archive leaves nothing behind
+        shutil.rmtree(extracted, ignore_errors=True)
+        raise

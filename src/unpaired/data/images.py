@@ -1,9 +1,13 @@
 """Image files: discovery, robust loading, conversion to/from tensors."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,29 +21,128 @@ class ImageError(RuntimeError):
     """An image file could not be used; the message names the file."""
 
 
-def walk_files(folder: str | Path) -> list[Path]:
-    """Every file below ``folder``, recursively, sorted by relative path; names starting with '.'
-    (hidden files and folders, our own temporary files) are skipped. Links to folders are not
-    followed (a link cycle cannot hang a walk); links to files are listed."""
+@dataclass
+class Listing:
+    """What :func:`scan_folder` found under ``root``: ``files`` (regular files and links to them,
+    sorted by relative path) and ``skipped`` ((path, why) for every entry that is neither)."""
+
+    root: Path
+    files: list[Path]
+    skipped: list[tuple[Path, str]]
+
+    @property
+    def images(self) -> list[Path]:
+        return [p for p in self.files if is_image_path(p)]
+
+    def skipped_summary(self) -> str:
+        """How many entries were skipped, and the first of them with the reason (part of a line)."""
+        return skipped_summary(self.skipped, f"under {self.root}")
+
+
+def skipped_summary(skipped: list[tuple[Path, str]], where: str) -> str:
+    """'3 entries under DIR are neither a readable file nor a folder (first: PATH, why)'."""
+    n = len(skipped)
+    path, why = skipped[0]
+    return (f"{n} entr{'y' if n == 1 else 'ies'} {where} {'is' if n == 1 else 'are'} neither a readable file nor "
+            f"a folder (first: {path}, {why})")
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "neither a file nor a folder"
+
+
+def why_skipped(path: Path) -> str:
+    """Why an entry that is not a regular file (nor a link to one) cannot be listed."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if not stat.S_ISLNK(st.st_mode):
+        return "a folder that cannot be read" if stat.S_ISDIR(st.st_mode) else _file_kind(st.st_mode)
+    try:
+        target = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a link that loops back on itself"
+        if e.errno == errno.ENOENT:
+            return f"a broken link to {os.readlink(path)}"
+        return f"a link whose target cannot be read ({e.strerror})"
+    if stat.S_ISDIR(target.st_mode):
+        resolved, parent = path.resolve(), path.parent.resolve()
+        if resolved == parent or resolved in parent.parents:
+            return "a link to a folder above it, not followed (a cycle)"
+        return "a link to a folder, not followed"
+    return "a link to " + _file_kind(target.st_mode)
+
+
+def scan_folder(folder: str | Path) -> Listing:
+    """The one listing rule of the whole package (training sets, split sources, FID folders,
+    translation inputs, checks).
+
+    Every file below ``folder``, recursively, sorted by relative path; names starting with '.'
+    (hidden files and folders, our own temporary files) are skipped without a word. Links to files
+    are listed. Everything else is *skipped and reported*, never dropped silently: links to
+    folders (not followed, so a link cycle cannot hang a walk), broken links, links that loop,
+    named pipes, sockets, devices and folders that cannot be read go to ``Listing.skipped`` with
+    the reason. What the commands do with them: ``data check`` lists each as a problem (exit
+    status 1); ``train`` warns once with their count and the first of them, and refuses to start
+    under ``--strict``; ``translate`` lists each as an input it could not translate (exit status
+    1, the other inputs are still translated); ``data split`` and ``evaluate`` warn once."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder} is not a folder")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
-    return sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(folder).parts)
+    files, skipped = [], []
+    unreadable: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable.append):
+        here = Path(dirpath)
+        kept = []
+        for d in dirnames:
+            if d.startswith("."):
+                continue
+            if (here / d).is_symlink():
+                skipped.append((here / d, why_skipped(here / d)))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        for f in filenames:
+            if f.startswith("."):
+                continue
+            p = here / f
+            if p.is_file():
+                files.append(p)
+            else:
+                skipped.append((p, why_skipped(p)))
+    skipped += [(Path(e.filename), f"a folder that cannot be read ({e.strerror})") for e in unreadable]
+
+    def order(p: Path) -> tuple[str, ...]:
+        return p.relative_to(folder).parts if p.is_relative_to(folder) else p.parts
+
+    return Listing(folder, sorted(files, key=order), sorted(skipped, key=lambda s: order(s[0])))
+
+
+def walk_files(folder: str | Path) -> list[Path]:
+    """The files of :func:`scan_folder` (its skipped entries are the caller's to report)."""
+    return scan_folder(folder).files
 
 
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """The images of a folder: the one listing rule of the whole package (training sets, split
-    sources, FID folders, translation inputs, checks). Recursive, by extension, sorted by relative
-    path, hidden names skipped (see :func:`walk_files`)."""
-    return [p for p in walk_files(folder) if is_image_path(p)]
+def list_images(folder: str | Path, warn: bool = False) -> list[Path]:
+    """The images of a folder by the one listing rule (:func:`scan_folder`): its files with an image
+    extension. ``warn``: print one line on stderr about entries the rule skipped (else they are
+    the caller's to report, through :func:`scan_folder`)."""
+    listing = scan_folder(folder)
+    if warn and listing.skipped:
+        print(f"warning: {listing.skipped_summary()}: skipped ('unpaired data check' lists them)", file=sys.stderr)
+    return listing.images
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -133,12 +236,13 @@ def to_image(x: torch.Tensor) -> Image.Image:
 
 
 def save_image(im: Image.Image, path: str | Path) -> None:
-    """Write an image atomically (temporary file + rename), so a crash never leaves half a file."""
+    """Write an image atomically (temporary file + rename): a crash or a full disk never leaves half
+    a file, and a failed write is an :class:`unpaired.outputs.OutputError` naming the file."""
+    from ..outputs import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    im.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
 
 
 def triptych(columns: list[torch.Tensor]) -> Image.Image:

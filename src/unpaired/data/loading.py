@@ -9,13 +9,14 @@ from torch.utils.data import DataLoader
 
 from ..config import Config
 from .datasets import EpochBatchSampler, EpochKeySampler, SingleImageDataset, UnalignedDataset
-from .images import ImageError, list_images
+from .images import ImageError, scan_folder, skipped_summary
 
 
-def single_image_paths(cfg: Config) -> tuple[Path, Path]:
-    """data.image_a/image_b, else the only image of root/trainA and root/trainB."""
+def single_image_paths(cfg: Config) -> tuple[Path, Path, list[tuple[Path, str]]]:
+    """data.image_a/image_b, else the only image of root/trainA and root/trainB; and the entries the
+    listing rule skipped in those folders."""
     d = cfg.data
-    paths = []
+    paths, skipped = [], []
     for side, given in (("A", d.image_a), ("B", d.image_b)):
         if given:
             paths.append(Path(given))
@@ -23,19 +24,29 @@ def single_image_paths(cfg: Config) -> tuple[Path, Path]:
         if d.root is None:
             raise ImageError(f"single-image training needs --image-{side.lower()} FILE, or --data DIR with "
                              f"one image in DIR/train{side}")
-        found = list_images(Path(d.root) / f"train{side}") if (Path(d.root) / f"train{side}").is_dir() else []
+        folder = Path(d.root) / f"train{side}"
+        listing = scan_folder(folder) if folder.is_dir() else None
+        found = listing.images if listing else []
         if len(found) != 1:
-            raise ImageError(f"single-image training needs exactly one image in {Path(d.root) / f'train{side}'} "
+            raise ImageError(f"single-image training needs exactly one image in {folder} "
                              f"(found {len(found)}); or name it with --image-{side.lower()} FILE")
         paths.append(found[0])
-    return paths[0], paths[1]
+        skipped += listing.skipped
+    return paths[0], paths[1], skipped
 
 
 def training_dataset(cfg: Config, rank: int = 0):
+    """The training dataset the configuration describes; its ``skipped_entries`` are what the listing
+    rule skipped in its folders (the Trainer warns about them; ``--strict`` refuses them)."""
     d, tc = cfg.data, cfg.train
     if d.mode == "single":
-        a, b = single_image_paths(cfg)
-        return SingleImageDataset(a, b, d.channels, d.crop_size, d.batch_size, d.zoom_max, d.flip, tc.seed, rank)
+        a, b, skipped = single_image_paths(cfg)
+        if d.strict and skipped:
+            raise ImageError(skipped_summary(skipped, "of the training folders")
+                             + "; training stops because of --strict (without it they are skipped with a warning)")
+        dataset = SingleImageDataset(a, b, d.channels, d.crop_size, d.batch_size, d.zoom_max, d.flip, tc.seed, rank)
+        dataset.skipped_entries = skipped
+        return dataset
     if d.root is None:
         raise ImageError("--data DIR is required: a folder with trainA/ and trainB/ image folders")
     return UnalignedDataset(d.root, d.channels, d.load_size, d.crop_size, d.flip, tc.seed, tc.epochs, strict=d.strict)

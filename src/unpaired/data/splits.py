@@ -21,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import ImageError, file_sha256, list_images, load_image
+from ..outputs import OutputError, make_dir, write_error
+from .images import ImageError, file_sha256, list_images, load_image, scan_folder
 
 MANIFEST_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -212,6 +214,13 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
     for s in sources:
         if not s.is_dir():
             raise SplitError(f"source {s} is not a folder")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"cannot write the split to {out}: it is a file, not a folder; choose another --out")
+    for s in sources:  # entries the listing rule skips are named once, not dropped silently
+        listing = scan_folder(s)
+        if listing.skipped:
+            print(f"warning: {listing.skipped_summary()}: left out ('unpaired data check' lists them)",
+                  file=sys.stderr)
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise SplitError(f"--val and --test must be fractions in [0, 1) with a sum below 1, got {val} and {test}")
     if direction not in ("AtoB", "BtoA"):
@@ -244,6 +253,18 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
     tmp = out.parent / f".{out.name}.split-tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
+    make_dir(tmp, "output folder", shown=out)
+    try:
+        manifest = _write_split(items, sources, tmp, out, request, origin, provenance, show_progress)
+    except OSError as e:  # disk full, quota, ...: the previous split (if any) is untouched
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(e.filename or out, e) from None
+    return manifest, True
+
+
+def _write_split(items: list, sources: list[Path], tmp: Path, out: Path, request: dict[str, Any],
+                 origin: dict[str, Any], provenance: dict[str, Any] | None, show_progress: bool) -> dict[str, Any]:
+    """Write every file of the split into ``tmp``, then move the folders into ``out`` (replacing an old split)."""
     files: dict[str, dict[str, str]] = {}
     unreadable: dict[str, None] = {}  # ordered set of messages
     for item in tqdm(items, desc="split", unit="img", disable=not show_progress):
@@ -273,7 +294,7 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
         (tmp / name).rename(out / name)
     (tmp / "manifest.json").replace(out / "manifest.json")
     shutil.rmtree(tmp)
-    return manifest, True
+    return manifest
 
 
 def _sha256(data: bytes) -> str:

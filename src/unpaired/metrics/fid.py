@@ -17,9 +17,11 @@ samples, it is slightly negative for a set scored against itself. Subset size: s
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +111,19 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, su
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
-    """The images of ``folder`` (:func:`unpaired.data.images.list_images`); an error if there are none."""
-    files = list_images(folder)
+    """The images of ``folder`` (:func:`unpaired.data.images.list_images`, warning about entries the
+    listing rule skipped); an error if there are none."""
+    files = list_images(folder, warn=True)
     if not files:
         raise ImageError(f"{folder} contains no images")
     return files
+
+
+def require_images(paths: list[Path], folder: str | Path, minimum: int = 2) -> None:
+    """FID and KID need at least two images on each side (a covariance, an unbiased MMD)."""
+    if len(paths) < minimum:
+        raise ImageError(f"{folder} holds {len(paths)} image{'s' if len(paths) != 1 else ''}: FID and KID "
+                         f"need at least {minimum} images on each side")
 
 
 def load_uint8(paths: list[Path], size: int | None = None) -> list[np.ndarray]:
@@ -162,21 +172,28 @@ def default_cache_dir() -> Path:
 
 def cached_folder_features(folder: str | Path, size: int | None = None, device: str = "cpu",
                            cache_dir: str | Path | None = None, show_progress: bool = False,
-                           limit: int | None = None) -> np.ndarray:
-    """Features of a folder of real images, cached under a key of its content: a changed folder
-    (any file added, removed, renamed or edited) never reuses a stale cache."""
+                           limit: int | None = None, paths: list[Path] | None = None) -> np.ndarray:
+    """Features of a folder of real images (``paths``: its images, when already listed), cached under
+    a key of its content: a changed folder (any file added, removed, renamed or edited) never
+    reuses a stale cache."""
     folder = Path(folder)
-    paths = list_image_files(folder)[:limit]
+    paths = (list_image_files(folder) if paths is None else paths)[:limit]
     key = content_key(paths, folder, size)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"{key}.npy"
     if path.is_file():
         return np.load(path)
     feats = folder_features(paths, size, device, show_progress=show_progress, desc=f"inception {folder.name}")
-    cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".{key}.{os.getpid()}.tmp.npy"  # per process: runs started together may write the same key
-    np.save(tmp, feats)
-    tmp.replace(path)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, feats)
+        tmp.replace(path)
+    except OSError as e:  # the cache only saves time: say so, and go on with the features in hand
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        print(f"warning: could not cache the features of {folder} in {cache} ({e.strerror or e}); they will be "
+              f"computed again next time (UNPAIRED_CACHE moves the cache)", file=sys.stderr)
     return feats
 
 
