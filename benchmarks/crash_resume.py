@@ -17,12 +17,12 @@ is logged, so the logged losses are compared too and each kill's progress line s
 Every process runs with ``OMP_NUM_THREADS=--threads``: bitwise results are promised at a fixed
 thread count only.
 
-Kill moments come from ``random.Random(--seed)``: the delay after the i-th (re)start is a seeded
-fraction of [0, startup + 1.6 x training time left / (kills left + 1)], start-up and seconds per
-iteration measured on the straight run, so a kill never comes after the end (at most 0.8 of the
-training left fits in the window); some kills land while the process starts or restores, the
-others during training (and, now and then, while a checkpoint is being written: the progress line
-then notes the temporary file it left).
+Kill moments come from ``random.Random(--seed)``: about 30% of the kills come at a random moment
+of the start-up (imports, restore; its length measured on the straight run), the others at a
+random point of a random iteration among the next 1.6 x (iterations left) / (kills left + 1) (at
+most 0.8 of what is left), found by reading metrics.jsonl: the kills are spread over the run
+whatever the machine's load, and none comes after the end. Now and then one lands while a checkpoint is being written: its progress
+line notes the temporary file left behind.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ from PIL import Image
 import unpaired
 from unpaired.data.images import list_images
 
+START_UP_SHARE = 0.3  # share of the kills aimed at start-up and restore rather than at training
 # checkpoint entries that describe the computation (the config and the wall-clock time do not)
 COMPARED = ("model", "optimizers", "schedulers", "scaler", "progress", "rng", "validation", "collapse")
 
@@ -79,25 +80,43 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-    # its own process group: the kill reaches everything it started
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    # its own process group, so the kill reaches everything it started; output to a file, not a pipe
+    # nobody reads while it runs
+    with open(log, "a") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def finish(proc: subprocess.Popen, what: str) -> None:
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        sys.exit(f"{what} failed (exit {proc.returncode}):\n{err[-3000:]}")
+def finish(proc: subprocess.Popen, what: str, log: Path) -> None:
+    if proc.wait() != 0:
+        sys.exit(f"{what} failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
 
 
-def last_logged_iteration(run: Path) -> int | None:
+def last_logged_iteration(run: Path, stale_inode: int | None = None) -> int | None:
+    """The last iteration in metrics.jsonl; None before the file exists, or while it is still the
+    file ``stale_inode`` (a restart replaces it, dropping lines after the checkpoint it resumes)."""
     path = run / "metrics.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
     try:
+        if os.stat(path).st_ino == stale_inode:
+            return None
+        lines = path.read_text().splitlines()
         return json.loads(lines[-1])["iter"] if lines else None
-    except ValueError:  # a line being written at this moment
+    except (OSError, ValueError):  # not there yet, or a line being written at this moment
         return None
+
+
+def inode(path: Path) -> int | None:
+    return os.stat(path).st_ino if path.exists() else None
+
+
+def wait_for_iteration(proc: subprocess.Popen, run: Path, target: int, stale_inode: int | None) -> bool:
+    """Wait until the run has logged iteration ``target``; False if the process ended first."""
+    while proc.poll() is None:
+        reached = last_logged_iteration(run, stale_inode)
+        if reached is not None and reached >= target:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def saved_iteration(run: Path) -> int:
@@ -172,44 +191,53 @@ def main() -> int:
               f"checkpoint every {args.save_every}, seed {args.seed}, data {data}", flush=True)
         print("command: " + " ".join(train_command(args, data, Path("OUT"))), flush=True)
 
+        log = work / "train.log"
         t0 = time.perf_counter()
-        finish(start(train_command(args, data, straight), env), "the straight run")
+        proc = start(train_command(args, data, straight), env, log)
+        wait_for_iteration(proc, straight, 1, None)
+        first = time.perf_counter() - t0
+        finish(proc, "the straight run", log)
         total = time.perf_counter() - t0
-        summary = json.loads((straight / "summary.json").read_text())
-        training = min(total, summary["sec_per_iter"] * args.iters)
-        startup = total - training
-        print(f"straight run: {total:.1f} s ({startup:.1f} s start-up, {summary['sec_per_iter']:.3f} s/iter)",
-              flush=True)
+        sec_per_iter = (total - first) / max(1, args.iters - 1)
+        startup = max(0.1, first - sec_per_iter)
+        print(f"straight run: {total:.1f} s ({startup:.1f} s start-up, {sec_per_iter:.3f} s/iter)", flush=True)
 
         rng = random.Random(args.seed)
-        fractions = [rng.random() for _ in range(args.kills)]
+        draws = [(rng.random() < START_UP_SHARE, rng.random(), rng.random()) for _ in range(args.kills)]
         cmd = train_command(args, data, killed)
         kills = 0
-        for i, fraction in enumerate(fractions, 1):
-            # uniform over start-up plus at most 0.8 of the training left: a kill never comes too late
-            left = training * (args.iters - saved_iteration(killed)) / args.iters
-            delay = fraction * (startup + 1.6 * left / (args.kills - i + 2))
-            resumed_at = saved_iteration(killed)  # the restart drops log lines after it
-            proc = start(cmd, env)
-            try:
-                proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                reached = last_logged_iteration(killed)
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
-                kills += 1
-                tmp = list((killed / "checkpoints").glob(".latest.pt.tmp-*")) if (killed / "checkpoints").exists() else []
-                when = (f"after iteration {reached}" if reached is not None and reached > resumed_at
-                        else "before its first iteration (start-up or restore)")
-                print(f"kill {i}/{args.kills} after {delay:.2f} s, {when}: {checkpoint_iteration(killed)}"
-                      + (" (killed while writing a checkpoint: a temporary file was left)" if tmp else ""), flush=True)
-                continue
-            if proc.returncode != 0:
-                sys.exit(f"restart {i} failed (exit {proc.returncode}):\n{proc.communicate()[1][-3000:]}")
-            print(f"kill {i}/{args.kills}: the run finished within {delay:.2f} s; no more kills", flush=True)
-            break
+        for i, (in_start_up, u, v) in enumerate(draws, 1):
+            resumed_at = saved_iteration(killed)
+            stale = inode(killed / "metrics.jsonl")
+            launched = time.perf_counter()
+            proc = start(cmd, env, log)
+            if in_start_up:
+                try:
+                    proc.wait(timeout=u * startup)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                # a random iteration among the next 1.6 x (left) / (kills left + 1), then part of it
+                span = max(1, int(1.6 * (args.iters - resumed_at) / (args.kills - i + 2)))
+                if wait_for_iteration(proc, killed, resumed_at + 1 + int(u * span), stale):
+                    time.sleep(v * sec_per_iter)
+            if proc.poll() is not None:
+                if proc.returncode != 0:
+                    sys.exit(f"restart {i} failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
+                print(f"kill {i}/{args.kills}: the run finished first; no more kills", flush=True)
+                break
+            reached = last_logged_iteration(killed, stale)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            at = time.perf_counter() - launched
+            where = (f"after iteration {reached}" if reached is not None and reached > resumed_at
+                     else "before its first iteration (start-up or restore)")
+            tmp = list((killed / "checkpoints").glob(".latest.pt.tmp-*")) if (killed / "checkpoints").exists() else []
+            print(f"kill {i}/{args.kills} {at:.2f} s after launch, {where}: {checkpoint_iteration(killed)}"
+                  + (" (killed while writing a checkpoint: a temporary file was left)" if tmp else ""), flush=True)
         else:
-            finish(start(cmd, env), "the final restart")
+            finish(start(cmd, env, log), "the final restart", log)
             print(f"final restart ran to iteration {args.iters}", flush=True)
 
         a = torch.load(straight / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
