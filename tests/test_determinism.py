@@ -64,7 +64,8 @@ class TorchSettings(unpaired.Callback):
 
 
 def test_deterministic_flag_reaches_torch_and_changes_nothing_on_cpu(dataset_dir, tmp_path, monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # records the original, restored afterwards
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # as a CUDA run before it would leave it
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
     runs, seen = {}, {}
