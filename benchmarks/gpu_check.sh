@@ -9,6 +9,7 @@
 #   4 fp16 and bf16 training, 300 iterations of CUT at 64 px on $DATA or a synthetic dataset:
 #     losses in metrics.jsonl must be finite
 #   5 CycleGAN save/resume: 6 iterations straight vs 3 + resume to 6 (pool of 2): max weight difference
+#   6 train.deterministic: the same 6-iteration CUT command in two processes, weights compared bit for bit
 #
 # From the repository root, with the official code carried as .ref/cut (device tool: carry [".ref/cut"]):
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
@@ -253,6 +254,28 @@ same = sum(1 for v in diffs.values() if v == 0)
 print(f"- both at iteration {a['progress']['iteration']} / {b['progress']['iteration']}; max |weight difference| "
       f"{diffs[worst]:.3g} ({worst}); {same} of {len(diffs)} tensors bit-identical "
       "(on CUDA cudnn.benchmark's algorithm choice is not deterministic: small differences are expected)")
+EOF
+
+# ------------------------------------------------------------------ 6. train.deterministic
+section "6. train.deterministic: the same CUT command twice (6 iterations, fresh processes) must be bit-identical"
+DET=(train --model cut --data "$D" "${TRAIN_SIZE[@]}" --device "$DEVICE" --num-workers 0 --quiet
+     --sample-every 0 --iters 6 --set train.deterministic=true)
+run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_1"
+run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_2"
+"$PY" - "$WORK/det_1" "$WORK/det_2" >> "$SUMMARY" 2>> "$LOG" <<'EOF'
+import sys
+import torch
+from unpaired import checkpoint
+try:
+    a, b = (checkpoint.load(p) for p in sys.argv[1:3])
+except Exception as e:
+    print(f"- could not load both checkpoints (see log.txt: did an operation refuse deterministic mode?): {e!r}")
+    sys.exit()
+diffs = {k: (a["model"][k].float() - b["model"][k].float()).abs().max().item()
+         for k in a["model"] if torch.is_tensor(a["model"][k]) and a["model"][k].is_floating_point()}
+same = sum(1 for v in diffs.values() if v == 0)
+worst = max(diffs, key=diffs.get)
+print(f"- {same} of {len(diffs)} tensors bit-identical; max |difference| {diffs[worst]:.3g} ({worst})")
 EOF
 
 section "done"

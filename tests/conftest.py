@@ -12,6 +12,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Small networks keep CPU tests fast where the exact architecture is not what is tested.
 TINY_NETS = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=2",
              "--set", "model.nce_layers=[0,4,8,12]", "--set", "model.projector_dim=32"]
+TINY = {"model.ngf": 8, "model.ndf": 8, "model.n_blocks": 2, "model.nce_layers": [0, 4, 8, 12],
+        "model.projector_dim": 32}  # the same, as settings for unpaired.preset(...)
 
 
 def write_images(folder: Path, n: int, size=(40, 48), mode="RGB", seed=0, ext="png") -> list[Path]:

@@ -18,12 +18,10 @@ from unpaired.cli import main
 from unpaired.config import ConfigError, ModelConfig
 from unpaired.models import build_generator
 
-from conftest import TINY_NETS, write_images
+from conftest import TINY, TINY_NETS, write_images
 from test_metrics import needs_inception
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-TINY = {"model.ngf": 8, "model.ndf": 8, "model.n_blocks": 2, "model.nce_layers": [0, 4, 8, 12],
-        "model.projector_dim": 32}
 
 
 def readme_python_example() -> str:

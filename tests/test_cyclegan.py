@@ -30,10 +30,15 @@ def test_image_pool():
     pool = ImagePool(3)
     first = torch.arange(3.0).reshape(3, 1, 1, 1)
     assert torch.equal(pool.query(first), first)  # filling up: images pass through
-    new = torch.full((200, 1, 1, 1), 9.0)
-    out = pool.query(new)
-    old = (out != 9).sum().item()
-    assert 0 < old <= 3 + 200 and len(pool.images) == 3  # some old ones come back, the pool stays full
+    new = torch.arange(3.0, 203.0).reshape(200, 1, 1, 1)  # 200 distinct images, numbered 3..202
+    out = pool.query(new).flatten().tolist()
+    kept = [img.item() for img in pool.images]
+    # nothing duplicated or lost: each image came back exactly once or is still in the (full) pool
+    assert len(kept) == 3 and sorted(out + kept) == list(range(203))
+    swapped = [i for i, v in enumerate(out) if v != 3 + i]
+    assert all(out[i] < 3 + i for i in swapped)  # a swap returns an older image, never a later one
+    # with p = 0.5 about half the 200 queries swap (binomial: 100 +- 7; the bounds are 4 sd away)
+    assert 70 <= len(swapped) <= 130
     state = pool.get_extra_state()
     other = ImagePool(3)
     other.set_extra_state(state)

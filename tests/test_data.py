@@ -12,14 +12,29 @@ def make(root, channels=3, crop=32, n_epochs=2):
     return UnalignedDataset(root, channels, 36, crop, True, seed=0, n_epochs=n_epochs)
 
 
+def crops(path, channels, load, crop):
+    """Every crop (and its mirror image) of the image resized to load x load, as pixel / 127.5 - 1."""
+    im = load_image(path, channels).resize((load, load), Image.BICUBIC)
+    arr = np.asarray(im, dtype=np.float32).reshape(load, load, channels).transpose(2, 0, 1) / 127.5 - 1
+    full = torch.from_numpy(arr)
+    for y in range(load - crop + 1):
+        for x in range(load - crop + 1):
+            window = full[:, y:y + crop, x:x + crop]
+            yield window
+            yield window.flip(-1)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
-def test_samples_have_configured_shape_and_range(dataset_dir, channels):
+def test_samples_are_crops_of_the_resized_image_in_minus_one_to_one(dataset_dir, channels):
+    """Each sample is a 32 px crop (maybe mirrored) of its image resized to 36 px, scaled by
+    pixel / 127.5 - 1: 0 -> -1 and 255 -> 1 (a [0, 1] or mean/std scaling would not match)."""
     ds = make(dataset_dir, channels)
     assert ds.epoch_length == 5
     for pos in range(5):
         s = ds[(0, pos)]
-        assert s["A"].shape == (channels, 32, 32) and s["B"].shape == (channels, 32, 32)
-        assert s["A"].min() >= -1 and s["A"].max() <= 1
+        for side in "AB":
+            assert s[side].shape == (channels, 32, 32)
+            assert any(torch.equal(s[side], c) for c in crops(s[f"{side}_path"], channels, 36, 32)), (side, pos)
 
 
 def test_samples_are_deterministic_and_vary(dataset_dir):

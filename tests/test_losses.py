@@ -4,7 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from unpaired.config import build_config
 from unpaired.losses import GANLoss, PatchNCELoss
+from unpaired.models import build_model
+
+from conftest import TINY
 
 
 def rand_features(b, p, c, seed=0, dtype=torch.float64):
@@ -112,3 +116,35 @@ def test_gan_losses_match_formulas():
     torch.testing.assert_close(GANLoss("nonsaturating")(x, False), torch.log1p(torch.exp(x)).mean())
     with pytest.raises(ValueError, match="unknown GAN loss"):
         GANLoss("wgan")
+
+
+def test_focal_settings_reach_the_models_patchnce():
+    """model.focal_gamma / model.focal_alpha given as --set overrides turn the PatchNCE term the CUT
+    step minimises from cross-entropy into -alpha (1 - p)^gamma log p, patch by patch, with p the
+    positive's softmax probability computed here from the paper's formula."""
+    settings = [("test", {**TINY, "model.num_patches": 16})]
+    ce_cfg = build_config("cut", settings=settings)
+    focal_cfg = build_config("cut", settings=settings, overrides=["model.focal_gamma=3", "model.focal_alpha=0.5"])
+    torch.manual_seed(0)
+    ce_model = build_model(ce_cfg)
+    torch.manual_seed(0)
+    focal_model = build_model(focal_cfg)  # the same weights: only the loss settings differ
+    layers = ce_cfg.model.nce_layers
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        feat_k = ce_model.G.encode(x, layers)
+        feat_q = ce_model.G.encode(ce_model.G(x), layers)
+        torch.manual_seed(1)
+        key, ids = ce_model.F(feat_k, 16)
+        query, _ = ce_model.F(feat_q, 16, ids)
+        losses = {}
+        for name, model in (("ce", ce_model), ("focal", focal_model)):
+            torch.manual_seed(1)  # the same patch locations as above
+            losses[name] = model.patch_nce(feat_k, feat_q).item()
+    # per-patch cross-entropy -log p of each layer, then the two losses as the model averages them
+    ce = [naive_ce(q.double(), k.double(), 0.07, "image") for q, k in zip(query, key)]
+    want_ce = sum(c.mean().item() for c in ce) / len(ce)
+    want_focal = sum((0.5 * (1 - torch.exp(-c)) ** 3 * c).mean().item() for c in ce) / len(ce)
+    assert losses["ce"] == pytest.approx(want_ce, rel=1e-5)
+    assert losses["focal"] == pytest.approx(want_focal, rel=1e-5)
+    assert want_focal < 0.49 * want_ce  # (1 - p)^3 matters here, not only alpha: far beyond the tolerance

@@ -45,10 +45,16 @@ def test_tap_layers_are_the_reference_modules():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_generator_shape_and_range(channels):
+    """The output has the input's shape and is the tanh of the last convolution: the same [-1, 1]
+    scale as the normalised training images (a missing or different final activation fails)."""
     G = ResnetGenerator(channels, channels, ngf=8, n_blocks=2)
-    y = G(torch.randn(2, channels, 36, 44))
+    x = torch.randn(2, channels, 36, 44)
+    y = G(x)
     assert y.shape == (2, channels, 36, 44)
-    assert y.abs().max() <= 1.0
+    head = G.model[-2]
+    assert isinstance(head, torch.nn.Conv2d) and head.out_channels == channels
+    pre = G.model[:-1](x)  # everything up to the final activation
+    assert torch.equal(y, torch.tanh(pre))
 
 
 def test_patchgan_output_grid():

@@ -1,8 +1,10 @@
 """A 4-trial grid sweep on tiny settings: trials complete or are pruned, a killed worker's trial is
 retried after a restart against the same storage, and the best trial gets a test score."""
 import json
+import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -12,7 +14,22 @@ import pytest
 from test_evaluation import split_dir  # noqa: F401  (fixture)
 from test_metrics import needs_inception
 
-pytest.importorskip("optuna")
+optuna = pytest.importorskip("optuna")
+
+
+def median_rule_step(values: dict[int, float], completed: list) -> int | None:
+    """The first step at which the sweep's pruner (median rule, pruning from the first completed
+    trial on, no warm-up) stops a trial reporting ``values``: its best value so far is worse than
+    the median of the completed trials' values at that step. None if it never does."""
+    if not completed:
+        return None
+    best = math.inf
+    for step in sorted(values):
+        best = min(best, values[step])
+        others = [c.intermediate_values[step] for c in completed if step in c.intermediate_values]
+        if others and best > statistics.median(others):
+            return step
+    return None
 
 
 @needs_inception
@@ -39,6 +56,18 @@ def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F81
     result = json.loads((out / "sweep.json").read_text())
     states = [t["state"] for t in result["trials"]]
     assert states.count("COMPLETE") + states.count("PRUNED") == 4 and states.count("FAIL") >= 1
+    # each trial was pruned exactly when, and at the step where, the median rule says so
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'sweep.db'}")
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 4
+    for t in finished:
+        # trials ran one after another: the pruner saw the trials completed before this one started
+        before = [c for c in finished if c.state.name == "COMPLETE" and c.datetime_complete < t.datetime_start]
+        step = median_rule_step(t.intermediate_values, before)
+        if t.state.name == "PRUNED":
+            assert step == max(t.intermediate_values), (t.number, step)  # stopped where the rule fired
+        else:
+            assert step is None, (t.number, step)
     done = {tuple(sorted(t["params"].items())) for t in result["trials"] if t["state"] in ("COMPLETE", "PRUNED")}
     assert len(done) == 4  # every grid point, the killed one retried
     best = result["best"]

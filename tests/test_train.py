@@ -29,7 +29,7 @@ def logged_losses(run):
 @pytest.mark.parametrize("model", ["cut", "fastcut", "cut-focal"])
 def test_models_train_and_checkpoint_loads(dataset_dir, tmp_path, model):
     run = tmp_path / model
-    assert train(dataset_dir, run, model, "--iters", "3", "--set", "train.log_every=1") == 0
+    assert train(dataset_dir, run, model, "--iters", "3", "--set", "train.log_every=1", *TINY_NETS) == 0
     losses = logged_losses(run)
     assert len(losses) == 3
     expected = {"D_real", "D_fake", "G_GAN", "NCE", "G"} | ({"NCE_Y"} if model.startswith("cut") else set())
@@ -42,20 +42,42 @@ def test_models_train_and_checkpoint_loads(dataset_dir, tmp_path, model):
     assert cfg.model.name == model
     assert G(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["iteration"] == 3 and summary["params"]["G"] == 11_378_179
+    assert summary["iteration"] == 3 and summary["params"]["G"] == sum(p.numel() for p in G.parameters())
 
 
-def test_exact_resume_is_bit_identical(dataset_dir, tmp_path):
+def logged(run):
+    """(iteration, learning rate, losses) of every metrics.jsonl line."""
+    return [(r["iter"], r["lr"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.mark.parametrize("model, precision, workers", [
+    ("fastcut", "fp32", (0, 0, 0, 0)),
+    ("cut", "bf16", (2, 1, 2, 0)),  # loader processes of the straight run, then of each resumed piece
+])
+def test_exact_resume_is_bit_identical(dataset_dir, tmp_path, model, precision, workers):
+    """9 iterations straight, and 2 + 3 + 4 with two resumes, give the same weights, optimizer
+    states, learning rates and logged losses. 5 A images at batch 2 are 3 batches per epoch; with 1
+    constant and 2 decay epochs the first resume runs across the start of the decay phase (after
+    iteration 3: the first LR step, and images resized straight to the crop) and the second across
+    the next LR step (after iteration 6), down to LR 0 at the end."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    args = ["--batch-size", "2", "--set", "train.log_every=1"]  # 3 batches per epoch: resume crosses an epoch
-    assert train(dataset_dir, straight, "fastcut", "--iters", "8", *args) == 0
-    assert train(dataset_dir, resumed, "fastcut", "--iters", "4", *args) == 0
-    assert ckpt_io.load(resumed)["progress"] == {"epoch": 1, "batch": 1, "iteration": 4}
-    assert train(dataset_dir, resumed, "fastcut", "--iters", "8", *args) == 0
+    args = ["--batch-size", "2", "--epochs", "1", "--epochs-decay", "2", "--precision", precision,
+            "--set", "train.log_every=1", *TINY_NETS]
+    assert train(dataset_dir, straight, model, "--iters", "9", "--num-workers", str(workers[0]), *args) == 0
+    for stop, n, progress in ((2, workers[1], (0, 2)), (5, workers[2], (1, 2)), (9, workers[3], (3, 0))):
+        assert train(dataset_dir, resumed, model, "--iters", str(stop), "--num-workers", str(n), *args) == 0
+        assert ckpt_io.load(resumed)["progress"] == {"epoch": progress[0], "batch": progress[1], "iteration": stop}
     a, b = ckpt_io.load(straight), ckpt_io.load(resumed)
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    assert logged_losses(straight) == logged_losses(resumed)  # also: no duplicated log lines
+    for name, opt in a["optimizers"].items():
+        for index, state in opt["state"].items():
+            for k, v in state.items():
+                assert torch.equal(v, b["optimizers"][name]["state"][index][k]), (name, index, k)
+    assert a["schedulers"] == b["schedulers"]
+    # the reference's linear policy, by epoch after each iteration: 1 for epoch 0, then 2/3, 1/3, 0
+    assert [lr for _, lr, _ in logged(straight)] == pytest.approx([2e-4 * (1 - (i // 3) / 3) for i in range(1, 10)])
+    assert logged(straight) == logged(resumed)  # also: no duplicated or missing log lines
     x = torch.rand(1, 3, 40, 52) * 2 - 1
     ga, gb = load_generator(straight)[0], load_generator(resumed)[0]
     assert torch.equal(ga(x), gb(x))
@@ -63,8 +85,8 @@ def test_exact_resume_is_bit_identical(dataset_dir, tmp_path):
 
 def test_different_config_is_refused(dataset_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert train(dataset_dir, run, "cut", "--iters", "1") == 0
-    assert train(dataset_dir, run, "cut", "--iters", "2", "--set", "model.lambda_nce=2") == 2
+    assert train(dataset_dir, run, "cut", "--iters", "1", *TINY_NETS) == 0
+    assert train(dataset_dir, run, "cut", "--iters", "2", "--set", "model.lambda_nce=2", *TINY_NETS) == 2
     err = capsys.readouterr().err
     assert "different configuration" in err and "model.lambda_nce: 1.0 -> 2.0" in err
     assert ckpt_io.load(run)["progress"]["iteration"] == 1  # untouched
@@ -72,7 +94,7 @@ def test_different_config_is_refused(dataset_dir, tmp_path, capsys):
 
 def test_resume_from_run_dir_alone_and_nothing_to_do(dataset_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert train(dataset_dir, run, "fastcut", "--iters", "2") == 0
+    assert train(dataset_dir, run, "fastcut", "--iters", "2", *TINY_NETS) == 0
     assert main(["train", "--out", str(run), "--iters", "3", "--quiet", "--num-workers", "0"]) == 0
     assert ckpt_io.load(run)["progress"]["iteration"] == 3
     assert main(["train", "--out", str(run), "--iters", "3", "--quiet"]) == 0

@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"           # fp32 | bf16 | fp16
     compile: str = "auto"             # auto | off | compile: how the training step runs (unpaired.step)
+    deterministic: bool = False       # ask PyTorch for deterministic kernels (CUDA; unpaired.devices)
     log_every: int = 10               # iterations between metrics.jsonl / TensorBoard entries
     sample_every: int = 500           # iterations between triptych PNGs (0 = never)
     save_every: int = 1000            # iterations between checkpoints (0 = only at the end)
@@ -126,7 +127,7 @@ class Config:
 STEP_MODES = ("auto", "off", "compile", "cudagraphs")  # train.compile: see unpaired.step.build_step
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
-RUNTIME_FIELDS = {"train.iters", "train.device", "train.compile", "train.log_every", "train.sample_every",
+RUNTIME_FIELDS = {"train.iters", "train.device", "train.compile", "train.deterministic", "train.log_every", "train.sample_every",
                   "train.save_every", "data.num_workers", "data.root", "data.strict",
                   "train.val_every", "train.val_unit", "train.val_num", "train.stop_on_collapse", "data.image_a", "data.image_b"}
 

@@ -1,5 +1,7 @@
-"""Choosing the device a command runs on."""
+"""Choosing the device a command runs on, and how deterministic its kernels must be."""
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -39,3 +41,22 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"device {name!r} was asked for but MPS is not available; use --device cpu or auto")
     return dev
+
+
+def configure_determinism(device: torch.device, deterministic: bool) -> None:
+    """Set PyTorch's process-wide kernel choices for training on ``device`` (``train.deterministic``).
+
+    On the CPU, results are already bit-exact at a fixed thread count, so only the flag's request
+    to PyTorch changes. ``deterministic=True``: ``torch.use_deterministic_algorithms(True)`` (an op
+    without a deterministic implementation raises instead of running), cuDNN's benchmark search off
+    and its deterministic algorithms on, and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless already
+    set), which cuBLAS needs for reproducible matrix products; reflection padding then takes its
+    deterministic path (:mod:`unpaired.nets.padding`). ``False``: on CUDA, cuDNN benchmarks its
+    kernels for the fixed input sizes (fastest, not bitwise reproducible)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

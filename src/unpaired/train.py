@@ -40,7 +40,7 @@ from .config import RUNTIME_FIELDS, Config, ConfigError, diff, resolve, save_yam
 from .data import SingleImageDataset
 from .data.images import save_image, skipped_summary, to_tensor, triptych
 from .data.loading import batches_per_epoch, training_dataset, training_loader
-from .devices import select_device, settle_vector_math
+from .devices import configure_determinism, select_device, settle_vector_math
 from .metrics.collapse import discriminator_gap
 from .metrics.collapse import judge as judge_collapse
 from .metrics.profile import MemoryMeter
@@ -179,9 +179,7 @@ class Trainer:
         state = self._load_resumable()
         self.dist, device_name = distributed.setup(tc.device)
         self.device = select_device(device_name)
-        if self.device.type == "cuda":
-            # fixed input sizes: let cuDNN pick the fastest kernels (bitwise determinism is a CPU promise)
-            torch.backends.cudnn.benchmark = True
+        configure_determinism(self.device, tc.deterministic)
         self.precision = Precision(tc.precision, self.device)
         self.memory = MemoryMeter(self.device)  # steady-state peak after warm-up, and the one-off peak
         if tc.val_every and cfg.data.mode == "single":
