@@ -473,3 +473,22 @@ def test_impossible_tiles_refused_before_any_image(run, tmp_path, capsys):
                  "--output", str(tmp_path / "t"), "--device", "cpu", "--quiet", "--tile", "6"]) == 2
     assert "tile (6) must be a multiple of 4" in one_line_error(capsys)
     assert not (tmp_path / "t").exists()
+
+
+def test_experiment_row_with_a_set_that_is_not_a_mapping(tmp_path, capsys):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("rows:\n  - {name: a, model: cut, set: 5}\nscales:\n  full: {set: {}}\n")
+    assert main(["experiment", str(exp), "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "row a: 'set' must map settings to values" in one_line_error(capsys)
+
+
+def test_report_on_a_damaged_run_file_is_one_line(run, tmp_path, capsys):
+    import shutil
+
+    _, run_dir = run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "summary.json").write_text("{\n oops")
+    assert main(["report", str(copy), "--out", str(tmp_path / "rep")]) == 2
+    line = one_line_error(capsys)
+    assert "a damaged file (JSONDecodeError" in line and str(copy) in line

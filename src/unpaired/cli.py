@@ -18,6 +18,7 @@ from .jobs import JobsFailed
 from .methods import METHODS, method_names
 from .metrics.inception import InceptionUnavailable
 from .outputs import OutputError
+from .report import ReportError
 from .train import TrainingDiverged
 
 # CLI flag -> config key; flags left unset do not override the preset, file or saved run
@@ -581,7 +582,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 # expected failures: their message is the whole story (one line, no traceback)
 USER_ERRORS = (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable, OutputError,
-               TrainingDiverged)
+               TrainingDiverged, ReportError)
 
 
 def error_log_path(args: argparse.Namespace) -> Path:

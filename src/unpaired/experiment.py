@@ -44,6 +44,14 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
     names = [r["name"] for r in rows]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: row names must be unique, got {names}")
+    for r in rows:
+        if not isinstance(r.get("set", {}) or {}, dict):
+            raise ConfigError(f"{path}: row {r['name']}: 'set' must map settings to values "
+                              f"(e.g. set: {{model.ngf: 32}}), got {r['set']!r}")
+    scales = spec.get("scales", {})
+    if not isinstance(scales, dict) or not all(isinstance(v, dict) and isinstance(v.get("set", {}) or {}, dict)
+                                               for v in scales.values()):
+        raise ConfigError(f"{path}: 'scales' must map scale names to entries with 'set: {{setting: value}}'")
     check_seeds(spec.get("seeds"), f"{path}: seeds")
     return spec
 

@@ -28,6 +28,10 @@ from .data.images import list_images, load_image
 from .document import Bold, Code, Document, Figure, Grid, Heading, Paragraph, Table, Text
 from .outputs import atomic_path, make_dir, write_text
 
+class ReportError(ValueError):
+    """A run folder the report cannot read; the message names the file and what to do."""
+
+
 RunDirs = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 
 
@@ -54,10 +58,16 @@ def load_run(run_dir: str | Path, row: str | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml); pass folders written by 'unpaired train'")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    test = json.loads((run_dir / "eval" / "test.json").read_text()) if (run_dir / "eval" / "test.json").is_file() else None
-    log = _read_jsonl(run_dir / "metrics.jsonl")
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        test = json.loads((run_dir / "eval" / "test.json").read_text()) if (run_dir / "eval" / "test.json").is_file() else None
+        log = _read_jsonl(run_dir / "metrics.jsonl")
+    except (ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
+        raise ReportError(f"{run_dir}: a damaged file ({type(e).__name__}: {e}); restore it, or score the run "
+                          f"again with 'unpaired evaluate run' (summary.json is rewritten by resuming training)") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("train"), dict) or not isinstance(cfg.get("model"), dict):
+        raise ReportError(f"{run_dir}/config.yaml is not a run configuration; pass folders written by 'unpaired train'")
     total_epochs = cfg["train"]["epochs"] + cfg["train"]["epochs_decay"]
     per_epoch = (summary.get("total_iterations") or 0) / total_epochs if total_epochs else 0
     row = row or run_dir.name
