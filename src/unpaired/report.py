@@ -393,7 +393,9 @@ def build_document(groups: list[tuple[str, list[dict[str, Any]]]], plots: list[P
                  _value(stats.get("kid"), 4), _ci((stats.get("kid") or {}).get("ci"), 4)]
         if paired_cols:
             cells += [_num(_mean(members, "L1"), 3), _num(_mean(members, "SSIM"), 3), _num(_mean(members, "pixel_acc"), 3)]
-        collapsed = [c for c in (_collapsed(r) for r in members) if c.startswith("at")]
+        # with seeds, say which of them collapsed: "seed 2 at iteration 504"
+        collapsed = [(f"seed {r['seed']} " if multi else "") + c for r, c in ((r, _collapsed(r)) for r in members)
+                     if c.startswith("at")]
         cells += [_num(_mean(members, "sec_per_iter"), 3), _num(_mean(members, "memory_GiB"), 2),
                   _epoch(_mean(members, "best_epoch")), _num(_mean(members, "val_FID_best"), 2),
                   ("; ".join(collapsed) if collapsed else ("no" if any(r["summary"].get("collapse") for r in members) else "-"))]
