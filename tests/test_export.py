@@ -210,3 +210,34 @@ def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatc
     assert main(["export", str(checkpoints["cut"]), "--format", "onnx", "--out", str(tmp_path / "g.onnx")]) == 2
     assert "pip install 'unpaired[export]'" in capsys.readouterr().err
     assert not (tmp_path / "g.onnx").exists()
+
+
+def readme_export_example() -> str:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Export"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@needs_onnx
+def test_readme_onnx_recipe_runs_as_written(exports, tmp_path, monkeypatch):
+    """The README's numpy + onnxruntime recipe (padding included) gives translate's output."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(exports["cut", "onnx"], tmp_path / "h2z.onnx")
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (45, 77, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    exec(compile(readme_export_example(), "README.md", "exec"), {})
+    ours = unpaired.load(tmp_path / "h2z.onnx", device="cpu")(Image.open(tmp_path / "photo.jpg"))
+    recipe = np.asarray(Image.open(tmp_path / "translated.png"), dtype=int)
+    assert recipe.shape == (45, 77, 3) and np.abs(recipe - np.asarray(ours, dtype=int)).max() == 0
+
+
+def test_export_never_overwrites_its_source(tmp_path, capsys):
+    ckpt = make_checkpoint("cut", tmp_path / "c.pt")
+    before = ckpt.read_bytes()
+    assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(ckpt)]) == 2
+    assert "is the checkpoint being exported" in capsys.readouterr().err and ckpt.read_bytes() == before

@@ -155,11 +155,14 @@ def _write_torchscript(G: nn.Module, meta: dict, path: Path) -> None:
 
 
 class TwoPassInstanceNorm(nn.Module):
-    """Instance normalisation (no affine parameters, no running statistics) written out with a
-    two-pass variance, for ONNX. onnxruntime's InstanceNormalization loses digits where a channel's
-    mean is large against its spread (float32 cancellation): on the trained 64 px people2outline CUT
-    generator its first normalisation layer alone was 5e-4 off float64 (torch: 5e-6) and the output
-    2.8e-4 off PyTorch's; written out as mean, centre, mean of squares, the output is within 2e-6."""
+    """Instance normalisation (no affine parameters, no running statistics) written out for ONNX:
+    mean of each row, then of those means, for the mean and the variance of the centred values.
+
+    onnxruntime's InstanceNormalization, and a single ReduceMean over all H x W values, sum in float32
+    in a way that loses digits where a channel's mean is large against its spread: on the trained
+    64 px people2outline CUT generator the first normalisation layer was 5e-4 off float64 (torch:
+    5e-6) and the output 2.8e-4 off PyTorch's on the test photos. Sums of one row and then of one
+    column are short enough: 3.7e-6 on the same photos."""
 
     def __init__(self, eps: float):
         super().__init__()
@@ -221,6 +224,8 @@ def export_generator(run_or_checkpoint: str | Path, out: str | Path, fmt: str = 
     G, cfg = generator_from_state(state, "cpu")
     meta = export_metadata(G, cfg, state, str(ckpt))
     out = Path(out)
+    if out.exists() and out.resolve() == ckpt.resolve():
+        raise ExportError(f"--out {out} is the checkpoint being exported; choose another file name")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}{FORMATS[fmt]}")
     try:

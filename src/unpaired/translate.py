@@ -46,9 +46,10 @@ def input_multiple(G: torch.nn.Module) -> int:
 
 
 def model_info(config: Config, generator: torch.nn.Module, source: str | None = None,
-               iterations: int | None = None, fmt: str = "checkpoint") -> dict:
+               iterations: int | None = None, fmt: str | None = None) -> dict:
     """What a :class:`Translator` says about its model (``translator.info``): method, display_name,
-    iterations (trained; None when unknown), source, input_multiple, channels, train_size, format."""
+    iterations (trained; None when unknown), source, input_multiple, channels, train_size, format
+    (checkpoint, safetensors, torchscript, onnx; None for a generator handed over in memory)."""
     from .methods import METHODS
 
     method = METHODS.get(config.model.name)
@@ -333,7 +334,7 @@ def load(run_or_file: str | Path, device: torch.device | str = "auto", checkpoin
         dev = select_device(device)
         state = ckpt_io.load(ckpt_io.resolve_path(path, checkpoint))
         G, cfg = generator_from_state(state, dev)
-        info = model_info(cfg, G, str(run_or_file), state.get("progress", {}).get("iteration"))
+        info = model_info(cfg, G, str(run_or_file), state.get("progress", {}).get("iteration"), "checkpoint")
     return Translator(G, cfg, dev, tile, overlap, source=str(run_or_file), precision=precision,
                       batch_size=batch_size, info=info)
 
