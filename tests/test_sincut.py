@@ -10,7 +10,7 @@ from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
 from unpaired.config import preset, resolve
 from unpaired.models import build_model
-from unpaired.nets.stylegan2 import EqualConv2d, StyleGAN2Discriminator, StyleGAN2Generator
+from unpaired.nets.stylegan2 import EqualConv2d, NoiseInjection, StyleGAN2Discriminator, StyleGAN2Generator
 
 TINY = ["--size", "32", "--batch-size", "2", "--set", "model.ngf=4", "--set", "model.ndf=4",
         "--set", "model.d_tile_size=16", "--num-workers", "0", "--quiet", "--set", "train.log_every=1"]
@@ -39,7 +39,7 @@ def test_generator_shapes_taps_and_equalized_lr():
     assert conv.scale == pytest.approx(1 / math.sqrt(conv.weight[0].numel()))
     assert abs(float(conv.weight.std()) - 1) < 0.2  # N(0, 1) storage, scaled at run time
     for m in G.modules():  # noise weights start at 0 (reference): give the noise an effect
-        if hasattr(m, "origin"):
+        if isinstance(m, NoiseInjection):
             m.weight.data.fill_(0.5)
     G.eval()
     assert torch.equal(G(x), G(x))  # eval-mode noise is a fixed field

@@ -65,3 +65,92 @@ def test_stem_collision_refused(tiny_run, tmp_path, capsys):
 def test_missing_checkpoint_explained(tmp_path, capsys):
     assert main(["translate", "--checkpoint", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
     assert "no latest checkpoint" in capsys.readouterr().err
+
+
+def write_mixed_folder(src, sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    src.mkdir(parents=True, exist_ok=True)
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(src / f"{i:02d}.png")
+
+
+def test_batches_equal_batch_size_one(tiny_run, tmp_path):
+    import torch
+    import unpaired
+
+    sizes = [(40, 48), (36, 52), (40, 48), (40, 48), (36, 52), (33, 27), (40, 48), (40, 48), (40, 48)]
+    write_mixed_folder(tmp_path / "in", sizes)
+    for n in (1, 4):
+        assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"),
+                     "--output", str(tmp_path / f"b{n}"), "--batch-size", str(n), "--device", "cpu", "--quiet"]) == 0
+    for i, (h, w) in enumerate(sizes):
+        one = np.asarray(Image.open(tmp_path / "b1" / f"{i:02d}.png"), dtype=int)
+        four = np.asarray(Image.open(tmp_path / "b4" / f"{i:02d}.png"), dtype=int)
+        assert one.shape == four.shape == (h, w, 3)
+        # batched convolutions may take another oneDNN kernel: equal up to float rounding, which
+        # can move a value sitting on an 8-bit rounding boundary by one level
+        assert np.abs(one - four).max() <= 1 and (one != four).mean() < 1e-3
+    t = unpaired.load(tiny_run, device="cpu")
+    batch = torch.rand(5, 3, 40, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert float((t(batch) - torch.cat([t(b[None]) for b in batch])).abs().max()) < 1e-5
+    ims = [Image.open(tmp_path / "in" / f"{i:02d}.png") for i in range(len(sizes))]
+    batched, single = t.translate_images(ims, batch_size=4), t.translate_images(ims, batch_size=1)
+    assert [im.size for im in batched] == [im.size for im in ims]  # in input order
+    assert all(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1 for a, b in zip(batched, single))
+
+
+def test_precision(tiny_run, tmp_path, capsys):
+    import torch
+    import unpaired
+
+    write_mixed_folder(tmp_path / "in", [(40, 48)])
+    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--output",
+                 str(tmp_path / "o"), "--precision", "fp16", "--device", "cpu"]) == 2
+    assert "fp16 inference needs a GPU" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    x = torch.rand(2, 3, 40, 48) * 2 - 1
+    fp32 = unpaired.load(tiny_run, device="cpu")(x)
+    bf16 = unpaired.load(tiny_run, device="cpu", precision="bf16")(x)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # it did run in bf16
+    assert float((bf16 - fp32).abs().mean()) < 0.05  # bf16 keeps ~3 significant digits
+    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--output",
+                 str(tmp_path / "o"), "--precision", "bf16", "--device", "cpu", "--quiet"]) == 0
+
+
+def test_existing_outputs_counted_or_kept(tiny_run, tmp_path, capsys):
+    write_mixed_folder(tmp_path / "in", [(40, 48)] * 3)
+    out = tmp_path / "out"
+    args = ["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--output", str(out),
+            "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    assert "existing" not in capsys.readouterr().err
+    (out / "01.png").unlink()
+    Image.new("RGB", (48, 40), (1, 2, 3)).save(out / "02.png")  # an earlier output, from elsewhere
+    assert main(args + ["--skip-existing"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 1 image(s) to {out}, kept 2 existing"
+    assert np.asarray(Image.open(out / "02.png"))[0, 0].tolist() == [1, 2, 3]  # kept
+    assert (out / "01.png").exists()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "3 existing file(s) in" in captured.err and "will be overwritten" in captured.err
+    assert "wrote 3 image(s)" in captured.out
+    assert np.asarray(Image.open(out / "02.png"))[0, 0].tolist() != [1, 2, 3]  # overwritten
+
+
+def test_generator_input_multiple_is_honoured():
+    import torch
+
+    from unpaired.nets.stylegan2 import StyleGAN2Generator
+    from unpaired.translate import Translator, input_multiple, padded_size
+    from unpaired.config import preset, resolve
+
+    assert padded_size(3, 5, 4) == (8, 8) and padded_size(33, 34, 2) == (34, 34) and padded_size(33, 34, 8) == (40, 40)
+    cfg = resolve(preset("sincut"))
+    G = StyleGAN2Generator(ngf=4, n_blocks=2, n_down=3, crop_size=64)
+    assert input_multiple(G) == 8  # three downsamplings: sides must be multiples of 8, not 4
+    y = Translator(G, cfg)(torch.rand(1, 3, 36, 44) * 2 - 1)
+    assert y.shape == (1, 3, 36, 44)
+    calls = []
+    G1 = StyleGAN2Generator(ngf=4, n_blocks=2, n_down=1, crop_size=64)
+    G1.register_forward_pre_hook(lambda m, args: calls.append(tuple(args[0].shape[-2:])))
+    Translator(G1, cfg)(torch.rand(1, 3, 34, 42) * 2 - 1)
+    assert calls == [(34, 42)]  # one downsampling: 34 x 42 runs as it is (a multiple of 4 would pad it)

@@ -14,6 +14,7 @@ from .config import Config, ConfigError, build_config, load_yaml
 from .data.download import DownloadError
 from .data.images import ImageError
 from .data.splits import SplitError
+from .export import ExportError
 from .jobs import JobsFailed
 from .methods import METHODS, method_names
 from .metrics.inception import InceptionUnavailable
@@ -81,17 +82,48 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .devices import select_device
-    from .translate import translate_files
+    from .translate import load, plan_translation, translate_files
 
-    device = select_device(args.device)
-    written, errors = translate_files(args.checkpoint, args.input, args.output, device=str(device),
-                                      ext="." + args.format, show_progress=not args.quiet,
-                                      tile=args.tile, overlap=args.overlap)
-    print(f"wrote {len(written)} image(s) to {args.output}")
+    translator = load(args.checkpoint, args.device, tile=args.tile, overlap=args.overlap, precision=args.precision,
+                      batch_size=args.batch_size)
+    plan = plan_translation(args.input, args.output, "." + args.format)
+    kept = len(plan.existing) if args.skip_existing else 0
+    if plan.existing and not args.skip_existing:
+        print(f"{len(plan.existing)} existing file(s) in {args.output} will be overwritten "
+              f"(--skip-existing keeps them)", file=sys.stderr)
+    info = translator.info
+    if not args.quiet:
+        trained = f", {info['iterations']:,} iterations" if info.get("iterations") is not None else ""
+        print(f"{info['display_name']} ({info['method']}{trained}, {info['format']}) on {translator.device}, "
+              f"{translator.precision}, batch size {args.batch_size}: {len(plan.inputs) - kept} image(s)"
+              + (f"; {kept} already translated, kept (--skip-existing)" if kept else ""), file=sys.stderr)
+    written, errors = translate_files(args.checkpoint, args.input, args.output, ext="." + args.format,
+                                      show_progress=not args.quiet, batch_size=args.batch_size,
+                                      skip_existing=args.skip_existing, translator=translator)
+    print(f"wrote {len(written)} image(s) to {args.output}" + (f", kept {kept} existing" if kept else ""))
     if errors:
         print(f"{len(errors)} input(s) could not be translated:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_generator
+
+    meta = export_generator(args.run, args.out, args.format, which=args.checkpoint, check=not args.no_check)
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    size = Path(args.out).stat().st_size / 2 ** 20
+    trained = f"{meta['iterations']:,} iterations, " if meta.get("iterations") is not None else ""
+    print(f"wrote {args.out} ({args.format}, {size:.1f} MiB): {meta['display_name']} ({meta['method']}, {trained}"
+          f"{meta['channels']['in']} channels, trained on {meta['train_size']} px crops)")
+    print(f"  input: (N, {meta['channels']['in']}, H, W) float32 in [-1, 1], H and W multiples of "
+          f"{meta['input_multiple']} (at least {meta['minimum_size']}): pad as README > Export shows"
+          + ("; optional 'origin' (y, x) of a tile, for the fixed noise" if meta["origin_input"] else ""))
+    if "check" in meta:
+        print("  checked against PyTorch, max abs difference: "
+              + ", ".join(f"{v:.2g} at {k}" for k, v in meta["check"].items()))
     return 0
 
 
@@ -298,6 +330,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.model, host=args.host, port=args.port, device=args.device, max_upload_mb=args.max_upload_mb)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unpaired", description=(
         "Unpaired image-to-image translation with patchwise contrastive learning "
@@ -356,19 +395,51 @@ def make_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("translate", help="translate images with a trained generator",
                         description="Translate every image of a file or folder (recursively) A->B at its own size. "
                                     "Outputs keep the input's relative path and file stem.")
-    tr.add_argument("--checkpoint", required=True, metavar="RUN_DIR_or_FILE", help="run folder or checkpoint file")
+    tr.add_argument("--checkpoint", required=True, metavar="RUN_or_FILE",
+                    help="run folder, checkpoint file, or an export (.safetensors; TorchScript .pt and .onnx "
+                         "in fp32) written by 'unpaired export'")
     tr.add_argument("--input", required=True, metavar="FILE_or_DIR", help="image file or folder")
-    tr.add_argument("--output", required=True, metavar="DIR", help="output folder")
+    tr.add_argument("--output", required=True, metavar="DIR",
+                    help="output folder; existing outputs are overwritten (it says how many) unless --skip-existing")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     tr.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default png)")
+    tr.add_argument("--batch-size", type=positive_int, default=1, metavar="N",
+                    help="translate N same-sized images per generator call (default 1); outputs equal batch "
+                         "size 1's up to float rounding")
+    tr.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                    help="inference precision (autocast; default fp32); fp16 needs a GPU, bf16 also runs on CPUs")
+    tr.add_argument("--skip-existing", action="store_true",
+                    help="keep outputs that already exist and translate only the other inputs")
     tr.add_argument("--tile", type=int, metavar="SIZE",
-                    help="translate in SIZE x SIZE tiles (multiple of 4; 0 = never tile); default: tiles of 512 "
-                         "only for images above 1024x1024 pixels, so memory stays bounded for any image size")
+                    help="translate in SIZE x SIZE tiles (a multiple of the generator's input multiple: 4, "
+                         "SinCUT's 2; 0 = never tile); default: tiles of 512 only for images above 1024x1024 "
+                         "pixels, so memory stays bounded for any image size")
     tr.add_argument("--overlap", type=int, default=128, metavar="PX",
                     help="tile overlap (default 128): its outer 3/8 on each side is discarded (zero-padding effects), "
                          "the middle quarter blended linearly")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_translate)
+
+    ex_ = sub.add_parser("export", help="write a run's generator alone: safetensors, TorchScript or ONNX",
+                         description="Export the A->B generator of a run (or checkpoint file) with a small JSON "
+                                     "description (method, channels, normalisation, input multiple, train size, "
+                                     "iterations). safetensors (default) loads with 'unpaired translate' and "
+                                     "unpaired.load(); TorchScript and ONNX run without this package, on inputs "
+                                     "of any height and width that are multiples of the input multiple (pad as "
+                                     "README > Export shows). The written file is checked against PyTorch.")
+    ex_.add_argument("run", metavar="RUN_or_CHECKPOINT", help="run folder or checkpoint file")
+    ex_.add_argument("--format", choices=["safetensors", "torchscript", "onnx"], default="safetensors",
+                     help="safetensors (weights + description; default), torchscript (traced, .pt) or onnx "
+                          "(opset 17; needs pip install 'unpaired[export]')")
+    ex_.add_argument("--out", required=True, metavar="FILE",
+                     help="file to write, e.g. cut.safetensors, cut.pt, cut.onnx")
+    ex_.add_argument("--checkpoint", default="latest", choices=["latest", "best"],
+                     help="which checkpoint of a run folder (default latest)")
+    ex_.add_argument("--no-check", action="store_true",
+                     help="skip running the written file against PyTorch on a 256x256 and a 317x211 input "
+                          "(<= 1e-4 max abs difference is required)")
+    ex_.add_argument("--json", action="store_true", help="print the description (and check) as JSON")
+    ex_.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="prepare datasets: split, download, check",
                           description="Prepare datasets: reproducible train/val/test splits, official downloads, checks.")
@@ -582,7 +653,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 # expected failures: their message is the whole story (one line, no traceback)
 USER_ERRORS = (ConfigError, ImageError, CheckpointError, SplitError, DownloadError, InceptionUnavailable, OutputError,
-               TrainingDiverged, ReportError)
+               TrainingDiverged, ReportError, ExportError)
 
 
 def error_log_path(args: argparse.Namespace) -> Path:

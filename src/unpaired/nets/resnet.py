@@ -36,6 +36,8 @@ class ResnetGenerator(nn.Module):
     """Image-to-image generator: 7x7 stem, 2 anti-aliased downsamplings, n_blocks residual blocks,
     2 anti-aliased upsamplings, 7x7 head with tanh. Input sides must be multiples of 4."""
 
+    multiple = 4  # 2 ** (number of downsamplings): what translate and export pad input sides to
+
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9):
         super().__init__()
         layers: list[nn.Module] = [

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .noise import coordinate_noise
 from .taps import run_with_taps
 
 
@@ -32,7 +33,9 @@ class Blur(nn.Module):
         self.pad = pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
+        # a plain int: the channel count is fixed by the weights, and a traced (symbolic) count would
+        # give the ONNX exporter a depthwise kernel of unknown shape
+        c = int(x.shape[1])
         x = F.pad(x, (self.pad[0], self.pad[1], self.pad[0], self.pad[1]))
         return F.conv2d(x, self.kernel.to(x.dtype)[None, None].expand(c, 1, -1, -1), groups=c)
 
@@ -105,37 +108,27 @@ class ResBlock(nn.Module):
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
 
 
-def noise_field(origin: tuple[int, int], shape: tuple[int, int], device, dtype, seed: int = 0, block: int = 64) -> torch.Tensor:
-    """A fixed N(0, 1) field over the whole plane, cut at ``origin`` to ``shape`` (1, 1, H, W).
-
-    Built from seeded 64x64 blocks, so any tile of an image gets exactly the slice the whole image
-    would get: tiled inference sees the same noise as untiled inference."""
-    y0, x0 = origin
-    h, w = shape
-    by0, bx0, by1, bx1 = y0 // block, x0 // block, (y0 + h - 1) // block, (x0 + w - 1) // block
-    rows = []
-    for by in range(by0, by1 + 1):
-        rows.append(np.concatenate([np.random.default_rng([seed, by, bx]).standard_normal((block, block))
-                                    for bx in range(bx0, bx1 + 1)], axis=1))
-    field = np.concatenate(rows, axis=0)[y0 - by0 * block: y0 - by0 * block + h, x0 - bx0 * block: x0 - bx0 * block + w]
-    return torch.from_numpy(np.ascontiguousarray(field)).to(device=device, dtype=dtype)[None, None]
-
-
 class NoiseInjection(nn.Module):
-    """x + weight * noise. Random noise in training mode; in eval mode the fixed :func:`noise_field`
-    at ``origin`` (set by tiled inference), so translation is deterministic and tiles agree."""
+    """x + weight * noise. Random noise in training mode; in eval mode the fixed
+    :func:`~unpaired.nets.noise.coordinate_noise` of the output pixels' absolute coordinates, so
+    translation is deterministic and a tile computed with its ``origin`` sees the whole image's noise.
 
-    def __init__(self):
+    ``seed`` tells noise layers apart; ``stride`` is how many input pixels one pixel here spans, to
+    turn an origin given in input pixels into this layer's coordinates. Both are fixed at build time."""
+
+    def __init__(self, seed: int = 0, stride: int = 1):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
-        self.origin = (0, 0)
+        self.seed, self.stride = seed, stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, origin: torch.Tensor | tuple[int, int] | None = None) -> torch.Tensor:
         b, _, h, w = x.shape
         if self.training:
             noise = x.new_empty(b, 1, h, w).normal_()
         else:
-            noise = noise_field(self.origin, (h, w), x.device, x.dtype)
+            if origin is not None and self.stride != 1:
+                origin = (origin[0] // self.stride, origin[1] // self.stride)
+            noise = coordinate_noise(origin, h, w, self.seed, x.device, x.dtype)
         return x + self.weight * noise
 
 
@@ -143,21 +136,21 @@ class UpsampleConv(nn.Module):
     """StyledConv with upsampling and no style: demodulated transposed 3x3 conv (stride 2), blur,
     noise, fused leaky ReLU. Output is exactly 2H x 2W."""
 
-    def __init__(self, cin: int, cout: int, inject_noise: bool = True):
+    def __init__(self, cin: int, cout: int, inject_noise: bool = True, noise_seed: int = 0, noise_stride: int = 1):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(1, cout, cin, 3, 3))
         self.scale = 1 / math.sqrt(cin * 9)
         p = (4 - 2) - (3 - 1)
         self.blur = Blur(((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
-        self.noise = NoiseInjection() if inject_noise else None
+        self.noise = NoiseInjection(noise_seed, noise_stride) if inject_noise else None
         self.activate = FusedLeakyReLU(cout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, origin: torch.Tensor | tuple[int, int] | None = None) -> torch.Tensor:
         w = self.scale * self.weight[0]                                   # (cout, cin, 3, 3)
         w = w * torch.rsqrt(w.pow(2).sum([1, 2, 3], keepdim=True) + 1e-8)  # demodulation
         out = self.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2))
         if self.noise is not None:
-            out = self.noise(out)
+            out = self.noise(out, origin)
         return self.activate(out)
 
 
@@ -176,7 +169,14 @@ def working_resolution(size: int) -> int:
 class StyleGAN2Generator(nn.Module):
     """Encoder (1x1 conv, ``n_down`` downsampling ResBlocks, n_blocks/2 ResBlocks) and decoder
     (n_blocks/2 ResBlocks, ``n_down`` noisy upsampling convs, 1x1 conv). No normalisation layers,
-    so it is fully convolutional with local receptive fields: tiles of a large image agree."""
+    so it is fully convolutional with local receptive fields: tiles of a large image agree.
+
+    Input sides must be multiples of ``multiple`` (2 ** n_down). ``G(x, origin=(y0, x0))`` translates
+    a tile whose top-left pixel sits at (y0, x0) of a larger image (multiples of ``multiple``):
+    its eval-mode noise is then the whole image's there. ``origin`` may be an int64 tensor (2,) (what
+    the TorchScript and ONNX exports take as their second input)."""
+
+    takes_origin = True  # translate_tiled passes each tile's origin
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 10, n_blocks: int = 9,
                  n_down: int = 1, crop_size: int = 128):
@@ -189,16 +189,21 @@ class StyleGAN2Generator(nn.Module):
             res //= 2
         enc += [ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)]
         dec: list[nn.Module] = [ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)]
-        for _ in range(n_down):
-            dec.append(UpsampleConv(ch[res], ch[res * 2]))
+        for i in range(n_down):  # the i-th upsampling's output spans 2**(n_down-1-i) input pixels
+            dec.append(UpsampleConv(ch[res], ch[res * 2], noise_seed=i, noise_stride=2 ** (n_down - 1 - i)))
             res *= 2
         dec.append(ConvLayer(ch[res], out_channels, 1))
         self.encoder = nn.Sequential(*enc)
         self.decoder = nn.Sequential(*dec)
         self.multiple = 2 ** n_down
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+    def forward(self, x: torch.Tensor, origin: torch.Tensor | tuple[int, int] | None = None) -> torch.Tensor:
+        return self.decode(self.encoder(x), origin)
+
+    def decode(self, feat: torch.Tensor, origin: torch.Tensor | tuple[int, int] | None = None) -> torch.Tensor:
+        for layer in self.decoder:
+            feat = layer(feat, origin) if isinstance(layer, UpsampleConv) else layer(feat)
+        return feat
 
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """Outputs of the listed encoder layers (reference NCE indices: 0 = the input itself)."""
@@ -206,13 +211,7 @@ class StyleGAN2Generator(nn.Module):
 
     def forward_with_features(self, x: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         feat, feats = run_with_taps(self.encoder, x, layers, stop_early=False)
-        return self.decoder(feat), feats
-
-    def set_noise_origin(self, origin: tuple[int, int]) -> None:
-        """Where the output tile being computed sits in the whole image (eval-mode noise)."""
-        for m in self.modules():
-            if isinstance(m, NoiseInjection):
-                m.origin = origin
+        return self.decode(feat), feats
 
 
 class StyleGAN2Discriminator(nn.Module):

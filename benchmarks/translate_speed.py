@@ -1,0 +1,80 @@
+"""Translation speed: images/s of the CUT generator (ngf 64, 9 blocks) at 256x256, by precision and batch size.
+
+What `unpaired translate` spends per image beyond file reading and writing: padding, the generator
+(under autocast for bf16/fp16) and cropping, through :class:`unpaired.Translator`. Random weights
+(speed does not depend on them). Each cell: median over --repeats timed batches after one warm-up
+batch. Time on a quiet machine: a second process halves the figures.
+
+    .venv/bin/python benchmarks/translate_speed.py [--device cpu] [--size 256] [--precisions fp32 bf16]
+                                                  [--batch-sizes 1 8] [--repeats 3] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from unpaired.config import preset, resolve
+from unpaired.devices import select_device
+from unpaired.models import build_generator
+from unpaired.nets.init import init_weights
+from unpaired.translate import Translator
+
+
+def measure(translator: Translator, batch: int, size: int, repeats: int) -> float:
+    """Images per second: median over ``repeats`` timed calls on ``batch`` images, after one warm-up."""
+    x = torch.rand(batch, translator.channels, size, size) * 2 - 1
+    translator(x)  # warm-up: kernel selection, allocations
+    times = []
+    for _ in range(repeats):
+        if translator.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        translator(x)
+        if translator.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    device = select_device(args.device)
+    cfg = resolve(preset("cut"))
+    torch.manual_seed(0)
+    G = init_weights(build_generator(cfg), cfg.model.init_gain)
+    rows = []
+    for precision in args.precisions:
+        translator = Translator(G, cfg, device, precision=precision)
+        for batch in args.batch_sizes:
+            rows.append({"precision": precision, "batch_size": batch,
+                         "images_per_sec": measure(translator, batch, args.size, args.repeats)})
+    env = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+           "cpu": platform.processor() or platform.machine(),
+           "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+           "date": time.strftime("%Y-%m-%d %H:%M"), "size": args.size}
+    if args.json:
+        print(json.dumps({"env": env, "rows": rows}, indent=2))
+        return
+    print(f"CUT generator, {args.size}x{args.size}, {device}, torch {env['torch']}, {env['threads']} threads, "
+          f"{env['cpu']}, load {env['load_1min']}, {env['date']}")
+    print("| precision | batch size | images/s |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['precision']} | {r['batch_size']} | {r['images_per_sec']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
