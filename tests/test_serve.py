@@ -232,10 +232,13 @@ def test_port_in_use_or_out_of_range_is_one_clear_error(server, translator):
         make_server(translator, port=70000, log=None)
 
 
-def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run):
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run, sigint_ignored):
+    # sigint_ignored: started like `unpaired serve RUN &` from a script, which inherits SIGINT ignored
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen([sys.executable, "-m", "unpaired", "serve", str(tiny_run), "--port", "0", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore)
     try:
         first, second = proc.stdout.readline(), proc.stdout.readline()
         assert first.startswith(f"serving tiny-run (CUT, {ITERATIONS} iterations) on cpu"), first

@@ -345,15 +345,15 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, 
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: listening on {host}: other computers that can reach this one can use the page too")
     print(f"open {server.url} in a browser; Ctrl-C stops", flush=True)
-    previous = _stop_on_sigterm()
+    previous = _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
         server.server_close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
@@ -361,11 +361,16 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _stop_on_sigterm():
-    """Make SIGTERM (kill, a service manager) stop the server like Ctrl-C; returns the old handler."""
+def _stop_on_signals() -> dict:
+    """Make Ctrl-C and SIGTERM (kill, a service manager) stop the server; returns the old handlers.
+
+    SIGINT gets Python's default handler explicitly: a process started in the background of a
+    non-interactive shell inherits SIGINT *ignored*, and Python then installs no handler, so the
+    page would say "Ctrl-C stops" and Ctrl-C would not."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _interrupt)
+        return {}
+    return {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
 
 
 __all__ = ["model_info", "make_server", "serve", "TranslationServer", "TranslationService"]
