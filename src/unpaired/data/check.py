@@ -101,20 +101,19 @@ def format_report(rep: dict) -> str:
         if f["other_files"]:
             lines.append(f"{'':12} ignored non-image files: {', '.join(f['other_files'][:5])}"
                          + (" ..." if len(f["other_files"]) > 5 else ""))
-    if rep["problems"]:
-        lines.append(f"\n{len(rep['problems'])} folder problem(s) (train, or scoring that split, refuses such a dataset):")
-        lines += [f"  {m}" for m in rep["problems"]]
-    if rep["skipped"]:
-        lines.append(f"\n{len(rep['skipped'])} entr{'y' if len(rep['skipped']) == 1 else 'ies'} neither a readable "
-                     f"file nor a folder (skipped by every command):")
-        lines += [f"  {m}" for m in rep["skipped"]]
-    if rep["unreadable"]:
-        lines.append(f"\n{len(rep['unreadable'])} unreadable file(s):")
-        lines += [f"  {m}" for m in rep["unreadable"]]
-    if rep["duplicates_across_folders"]:
-        lines.append(f"\n{len(rep['duplicates_across_folders'])} file(s) appear in more than one folder "
-                     f"(identical bytes; a test image in train inflates scores):")
-        lines += [f"  {' = '.join(d)}" for d in rep["duplicates_across_folders"]]
+    n_skipped = len(rep["skipped"])
+    sections = [
+        ("problems", "folder problem(s) (train, or scoring that split, refuses such a dataset):"),
+        ("skipped", f"entr{'y' if n_skipped == 1 else 'ies'} neither a readable file nor a folder "
+                    f"(skipped by every command):"),
+        ("unreadable", "unreadable file(s):"),
+        ("duplicates_across_folders", "file(s) appear in more than one folder (identical bytes; a test image in "
+                                      "train inflates scores):"),
+    ]
+    for key, header in sections:
+        if rep[key]:
+            lines.append(f"\n{len(rep[key])} {header}")
+            lines += [f"  {' = '.join(m) if key == 'duplicates_across_folders' else m}" for m in rep[key]]
     n = len(rep["problems"]) + len(rep["skipped"]) + len(rep["unreadable"]) + len(rep["duplicates_across_folders"])
     lines.append("\nok: no unreadable files, no duplicates across folders, no skipped entries, train/val/test usable"
                  if rep["ok"] else f"\nnot ok: {n} problem(s) listed above")
