@@ -492,3 +492,26 @@ def test_report_on_a_damaged_run_file_is_one_line(run, tmp_path, capsys):
     assert main(["report", str(copy), "--out", str(tmp_path / "rep")]) == 2
     line = one_line_error(capsys)
     assert "a damaged file (JSONDecodeError" in line and str(copy) in line
+
+
+def test_resume_after_a_kill_mid_write_cleans_up(run, tmp_path, capsys):
+    """A kill while a checkpoint or a log line was being written leaves a temporary file and half a
+    line: the next run removes the one, drops the other, and goes on."""
+    import shutil
+    import subprocess
+    import sys
+
+    data, run_dir = run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no longer runs
+    stale = copy / "checkpoints" / f".latest.pt.tmp-{dead.pid}"
+    stale.write_bytes(b"half a checkpoint")
+    with open(copy / "metrics.jsonl", "a") as f:
+        f.write('{"iter": 3, "loss": {"G": 1.')
+    assert train(data, copy, "--iters", "3") == 0
+    err = capsys.readouterr().err
+    assert not stale.exists() and "removed 1 temporary file(s)" in err and "dropped 1 damaged line(s)" in err
+    lines = (copy / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iter"] for line in lines if '"loss"' in line][-1] == 3

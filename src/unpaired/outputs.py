@@ -78,6 +78,29 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
             pass
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (``.NAME.tmp-PID``) that writers killed mid-write left in ``folder``
+    (not recursive); files of processes still running are left alone. Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # a live process may still be writing it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):  # alive but not ours, or not a valid pid
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8, line endings as given) atomically."""
     with atomic_path(path) as tmp:

@@ -45,7 +45,7 @@ from .metrics.collapse import discriminator_gap
 from .metrics.collapse import judge as judge_collapse
 from .metrics.profile import MemoryMeter
 from .models import build_model, param_counts
-from .outputs import append_line, make_dir, write_text
+from .outputs import append_line, make_dir, remove_stale_temporaries, write_text
 from .step import StepResult, TrainStep, build_step
 from .translate import eval_mode, translate_any
 
@@ -246,6 +246,11 @@ class Trainer:
             ckpt_io.set_rng_state(state["rng"])
         if self.dist.is_main:
             self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
+            stale = [p for d in (self.run_dir, self.run_dir / "checkpoints") if d.is_dir()
+                     for p in remove_stale_temporaries(d)]
+            if stale:
+                tqdm.write(f"note: removed {len(stale)} temporary file(s) left by a write that was killed "
+                           f"(first: {stale[0]}); the checkpoint in use is complete", file=sys.stderr)
 
     def train_loop(self) -> None:
         cfg, tc, main = self.cfg, self.cfg.train, self.dist.is_main
@@ -419,8 +424,18 @@ class Trainer:
         """Drop log lines written after the checkpoint we resume from, so none appear twice."""
         if not self.metrics_path.exists():
             return
-        kept = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("iter", 0) <= iteration]
+        kept, torn = [], 0
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                record = json.loads(line) if line.strip() else None
+            except ValueError:  # half a line: the process was killed while appending it
+                torn += 1
+                continue
+            if record is not None and record.get("iter", 0) <= iteration:
+                kept.append(line)
+        if torn:
+            tqdm.write(f"note: {self.metrics_path}: dropped {torn} damaged line(s) (a write that was killed)",
+                       file=sys.stderr)
         write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def state_dict(self) -> dict[str, Any]:
