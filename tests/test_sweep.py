@@ -75,3 +75,23 @@ def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F81
     assert best["val_fid"] == min(t["value"] for t in complete) and best["test_fid"] > 0
     md = (out / "sweep.md").read_text()
     assert "Best: trial" in md and md.count("| COMPLETE |") + md.count("| PRUNED |") == 4
+
+
+@needs_inception
+def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(split_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from unpaired.cli import main
+
+    monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", "fastcut", "--data", str(split_dir), "--out", str(out),
+                 "--param", "lr=0.0002,1e30", "--quiet",
+                 "--set", "data.crop_size=32", "--set", "model.ngf=8", "--set", "model.ndf=8",
+                 "--set", "model.n_blocks=2", "--set", "model.nce_layers=[0,4,8,12]",
+                 "--set", "model.projector_dim=32", "--set", "data.num_workers=0", "--set", "train.iters=4",
+                 "--set", "train.epochs=1", "--set", "train.epochs_decay=0", "--set", "train.log_every=2"]) == 0
+    result = json.loads((out / "sweep.json").read_text())
+    by_lr = {str(t["params"]["lr"]): t for t in result["trials"]}  # as written on the command line
+    assert by_lr["1e30"]["state"] == "DIVERGED" and "training diverged" in by_lr["1e30"]["diverged"]
+    assert by_lr["0.0002"]["state"] == "COMPLETE" and result["best"]["params"] == {"lr": 0.0002}
+    assert "diverged; recorded as DIVERGED, the sweep goes on" in capsys.readouterr().err
+    assert "| DIVERGED |" in (out / "sweep.md").read_text()

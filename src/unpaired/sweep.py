@@ -32,7 +32,7 @@ from typing import Any
 
 from .config import Config, ConfigError, build_config, parse_override
 from .outputs import make_dir, write_text
-from .train import Callback
+from .train import Callback, TrainingDiverged
 
 
 def parse_params(items: list[str]) -> dict[str, list[Any]]:
@@ -155,10 +155,17 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
                 # only the first seed reports to the pruner: its intermediate values are comparable
                 # with the other trials' first seeds at the same iteration
                 pruning = PruneOnValidation(trial, metric) if i == 0 else None
-                summary = Trainer(trial_config(params, train_seed), run_dir,
-                                  callbacks=[*([pruning] if pruning else []), *extra_callbacks],
-                                  show_progress=show_progress).fit()
                 which = f"trial {trial.number}" + ("" if train_seed is None else f" seed {train_seed}")
+                try:
+                    summary = Trainer(trial_config(params, train_seed), run_dir,
+                                      callbacks=[*([pruning] if pruning else []), *extra_callbacks],
+                                      show_progress=show_progress).fit()
+                except TrainingDiverged as e:
+                    # a result of the search, not a failure of the sweep (a learning rate too high):
+                    # recorded, never retried (it would diverge again), and the sweep goes on
+                    trial.set_user_attr("diverged", str(e))
+                    print(f"sweep: {which} diverged; recorded as DIVERGED, the sweep goes on ({e})", file=sys.stderr)
+                    raise optuna.TrialPruned() from None
                 if summary.get("stop_reason") == "interrupted":  # Ctrl-C: not a result; the trial is re-queued
                     raise KeyboardInterrupt(f"{which} stopped at iteration {summary['iteration']}")
                 best = (summary.get("validation") or {}).get("best")
@@ -224,8 +231,9 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         return None
     result: dict[str, Any] = {"study": name, "storage": url, "metric": metric, "seeds": seeds, "trials": []}
     for t in study.get_trials(deepcopy=False):
-        entry = {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-                 "run_dir": t.user_attrs.get("run_dir")}
+        diverged = t.user_attrs.get("diverged")
+        entry = {"number": t.number, "state": "DIVERGED" if diverged else t.state.name, "value": t.value,
+                 "params": t.params, "run_dir": t.user_attrs.get("run_dir"), **({"diverged": diverged} if diverged else {})}
         if seeds is not None:  # value: the mean over seeds (a pruned trial's: its first seed's last score)
             per_seed = t.user_attrs.get("seed_values") or []
             entry.update(seed_values=dict(zip(map(str, t.user_attrs.get("seeds") or []), per_seed)),
