@@ -231,6 +231,27 @@ print(f"  last  {json.dumps({k: round(v, 3) for k, v in last.items()})}")
 EOF
 done
 
+# compare_weights RUN_A RUN_B [HINT]: one summary line on how far the two runs' latest weights differ
+compare_weights() {
+"$PY" - "$@" >> "$SUMMARY" 2>> "$LOG" <<'EOF'
+import sys
+import torch
+from unpaired import checkpoint
+hint = sys.argv[3] if len(sys.argv) > 3 else ""
+try:
+    a, b = (checkpoint.load(p) for p in sys.argv[1:3])
+except Exception as e:
+    print(f"- could not load both checkpoints{hint}: {e!r}")
+    sys.exit()
+diffs = {k: (a["model"][k].float() - b["model"][k].float()).abs().max().item()
+         for k in a["model"] if torch.is_tensor(a["model"][k]) and a["model"][k].is_floating_point()}
+worst = max(diffs, key=diffs.get)
+same = sum(1 for v in diffs.values() if v == 0)
+print(f"- both at iteration {a['progress']['iteration']} / {b['progress']['iteration']}; {same} of {len(diffs)} "
+      f"tensors bit-identical; max |weight difference| {diffs[worst]:.3g} ({worst})")
+EOF
+}
+
 # ------------------------------------------------------------------ 5. CycleGAN save/resume
 section "5. CycleGAN save/resume (6 straight vs 3 + resume to 6, pool_size 2)"
 CYC=(train --model cyclegan --data "$D" "${RESUME_SIZE[@]}" --device "$DEVICE" --num-workers 0 --quiet
@@ -238,23 +259,8 @@ CYC=(train --model cyclegan --data "$D" "${RESUME_SIZE[@]}" --device "$DEVICE" -
 run "$(left 20)" "$PY" -m unpaired "${CYC[@]}" --out "$WORK/cyc_straight" --iters 6
 run "$(left 15)" "$PY" -m unpaired "${CYC[@]}" --out "$WORK/cyc_resumed" --iters 3
 run "$(left 15)" "$PY" -m unpaired "${CYC[@]}" --out "$WORK/cyc_resumed" --iters 6
-"$PY" - "$WORK/cyc_straight" "$WORK/cyc_resumed" >> "$SUMMARY" 2>> "$LOG" <<'EOF'
-import sys
-import torch
-from unpaired import checkpoint
-try:
-    a, b = (checkpoint.load(p) for p in sys.argv[1:3])
-except Exception as e:
-    print(f"- could not load both checkpoints: {e!r}")
-    sys.exit()
-diffs = {k: (a["model"][k].float() - b["model"][k].float()).abs().max().item()
-         for k in a["model"] if torch.is_tensor(a["model"][k]) and a["model"][k].is_floating_point()}
-worst = max(diffs, key=diffs.get)
-same = sum(1 for v in diffs.values() if v == 0)
-print(f"- both at iteration {a['progress']['iteration']} / {b['progress']['iteration']}; max |weight difference| "
-      f"{diffs[worst]:.3g} ({worst}); {same} of {len(diffs)} tensors bit-identical "
-      "(on CUDA cudnn.benchmark's algorithm choice is not deterministic: small differences are expected)")
-EOF
+compare_weights "$WORK/cyc_straight" "$WORK/cyc_resumed"
+note "(on CUDA cudnn.benchmark's algorithm choice is not deterministic: small differences are expected)"
 
 # ------------------------------------------------------------------ 6. train.deterministic
 section "6. train.deterministic: the same CUT command twice (6 iterations, fresh processes) must be bit-identical"
@@ -262,21 +268,7 @@ DET=(train --model cut --data "$D" "${TRAIN_SIZE[@]}" --device "$DEVICE" --num-w
      --sample-every 0 --iters 6 --set train.deterministic=true)
 run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_1"
 run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_2"
-"$PY" - "$WORK/det_1" "$WORK/det_2" >> "$SUMMARY" 2>> "$LOG" <<'EOF'
-import sys
-import torch
-from unpaired import checkpoint
-try:
-    a, b = (checkpoint.load(p) for p in sys.argv[1:3])
-except Exception as e:
-    print(f"- could not load both checkpoints (see log.txt: did an operation refuse deterministic mode?): {e!r}")
-    sys.exit()
-diffs = {k: (a["model"][k].float() - b["model"][k].float()).abs().max().item()
-         for k in a["model"] if torch.is_tensor(a["model"][k]) and a["model"][k].is_floating_point()}
-same = sum(1 for v in diffs.values() if v == 0)
-worst = max(diffs, key=diffs.get)
-print(f"- {same} of {len(diffs)} tensors bit-identical; max |difference| {diffs[worst]:.3g} ({worst})")
-EOF
+compare_weights "$WORK/det_1" "$WORK/det_2" " (see log.txt: did an operation refuse deterministic mode?)"
 
 section "done"
 note "total ${SECONDS}s"

@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     cfg = Config.from_dict(yaml.safe_load((args.run_dir / "config.yaml").read_text()))
-    path_a, path_b = single_image_paths(cfg)
+    path_a, path_b, _ = single_image_paths(cfg)
     a, b = np.asarray(load_image(path_a)), np.asarray(load_image(path_b))
     rows = [{"iteration": 0, "stats_distance": colour_stats_distance(a, b), "swd": colour_swd(a, b)}]
     for sample in sorted((args.run_dir / "samples").glob("iter_*.png")):

@@ -200,7 +200,7 @@ def test_page_shows_the_model_and_references_nothing_outside(server):
 
 
 def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
-    """Translators of exported files carry an ``info`` dict; the page shows it instead of reading a checkpoint."""
+    """The page shows what a translator's ``info`` says about its model."""
 
     class Described:
         channels, config, device, source = 3, None, "cpu", "model.safetensors"
@@ -249,7 +249,11 @@ def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run, sigint_ignored):
         assert conn.getresponse().status == 200
         conn.close()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the server did not stop within 60 s of Ctrl-C; its stderr: {proc.communicate()[1][-2000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

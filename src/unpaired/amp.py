@@ -14,6 +14,13 @@ from .config import ConfigError
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def autocast(mode: str, device: torch.device):
+    """The autocast context of precision ``mode`` on ``device`` (none for fp32), for training and inference."""
+    if mode == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[mode])
+
+
 class Precision:
     def __init__(self, mode: str, device: torch.device):
         if mode not in DTYPES:
@@ -31,6 +38,4 @@ class Precision:
         return self.mode == "fp16"
 
     def autocast(self):
-        if self.mode == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return autocast(self.mode, self.device)

@@ -99,7 +99,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
               + (f"; {kept} already translated, kept (--skip-existing)" if kept else ""), file=sys.stderr)
     written, errors = translate_files(args.checkpoint, args.input, args.output, ext="." + args.format,
                                       show_progress=not args.quiet, batch_size=args.batch_size,
-                                      skip_existing=args.skip_existing, translator=translator)
+                                      skip_existing=args.skip_existing, translator=translator, plan=plan)
     print(f"wrote {len(written)} image(s) to {args.output}" + (f", kept {kept} existing" if kept else ""))
     if errors:
         print(f"{len(errors)} input(s) could not be translated:\n  " + "\n  ".join(errors), file=sys.stderr)

@@ -78,9 +78,7 @@ class SplitScorer:
             raise ImageError("; ".join(problems) + f" (scoring the {split} split; 'unpaired data split' makes "
                                                    f"{split}A/ and {split}B/)")
         for listing in listings.values():
-            if listing.skipped:
-                print(f"warning: {listing.skipped_summary()}: skipped ('unpaired data check' lists them)",
-                      file=sys.stderr)
+            listing.warn_skipped()
         if num is not None and num < 2:
             raise ImageError(f"scoring {num} image(s) per side was asked for (--num, train.val_num): FID and KID "
                              f"need at least 2 images on each side")

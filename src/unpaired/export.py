@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import os
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from . import __version__
 from . import checkpoint as ckpt_io
 from .checkpoint import CheckpointError
 from .config import Config
+from .outputs import atomic_path
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 METADATA_KEY = "unpaired"                 # safetensors / ONNX metadata key of the JSON description
@@ -221,14 +221,13 @@ def export_generator(run_or_checkpoint: str | Path, out: str | Path, fmt: str = 
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     ckpt = ckpt_io.resolve_path(run_or_checkpoint, which)
     state = ckpt_io.load(ckpt)
-    G, cfg = generator_from_state(state, "cpu")
+    G, cfg = generator_from_state(state, "cpu", source=ckpt)
     meta = export_metadata(G, cfg, state, str(ckpt))
     out = Path(out)
     if out.exists() and out.resolve() == ckpt.resolve():
         raise ExportError(f"--out {out} is the checkpoint being exported; choose another file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}{FORMATS[fmt]}")
-    try:
+    # the temporary file keeps the format's extension: loading it back for the check goes by it
+    with atomic_path(out, suffix=FORMATS[fmt]) as tmp:
         try:
             WRITERS[fmt](G, meta, tmp)
         except ExportError:
@@ -238,10 +237,6 @@ def export_generator(run_or_checkpoint: str | Path, out: str | Path, fmt: str = 
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         if check:
             meta["check"] = check_export(G, tmp, meta)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return meta
 
 

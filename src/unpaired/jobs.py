@@ -219,15 +219,7 @@ class JobPool:
 
     def wait(self, on_end: Callable[[Job], None] | None = None) -> list[Job]:
         """Wait for every running child (Ctrl-C meanwhile is forwarded to them, not raised here)."""
-        while self.running:
-            try:
-                for job in self.poll():
-                    if on_end:
-                        on_end(job)
-                time.sleep(POLL_SECONDS)
-            except KeyboardInterrupt:  # raise_interrupt: the handler already forwarded it
-                continue
-        return self.finished
+        return self.run((), on_end)
 
     def run(self, jobs: Iterable[Job], on_end: Callable[[Job], None] | None = None) -> list[Job]:
         """Run ``jobs`` at most ``self.jobs`` at a time, in order; after a Ctrl-C no new ones start.

@@ -52,15 +52,16 @@ def make_dir(path: str | Path, what: str = "output folder", shown: str | Path | 
 
 
 @contextmanager
-def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; once the block has written it, rename it over ``path``.
+def atomic_path(path: str | Path, fsync: bool = False, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (ending in ``suffix``, for writers and readers that go
+    by the extension); once the block has written it, rename it over ``path``.
 
     On any failure the temporary file is removed and ``path`` keeps its previous content; an
     ``OSError`` becomes an :class:`OutputError`. ``fsync`` flushes the data to disk before the
     rename (checkpoints), so a power cut leaves the old file or the new one, never a torn one."""
     path = Path(path)
     make_dir(path.parent, "folder")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
     try:
         yield tmp
         if fsync:

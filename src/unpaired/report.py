@@ -361,7 +361,9 @@ def worst_images(run: dict[str, Any], n: int) -> tuple[list[tuple[str, Any]], st
             real, fake = run_features(run["dir"])
         except Exception as e:  # noqa: BLE001 - features missing or no Inception: no ranking, say so
             return [], f"not ranked: {e}"
-        d = np.sqrt(((fake[:, None, :] - real[None, :, :]) ** 2).sum(-1)).min(1)
+        # squared distances as |f|^2 + |r|^2 - 2 f.r: no n_fake x n_real x 2048 array
+        d2 = (fake ** 2).sum(1)[:, None] + (real ** 2).sum(1)[None, :] - 2 * fake @ real.T
+        d = np.sqrt(np.maximum(d2, 0).min(1))
         names = [Path(p).name for p in run["test"]["inputs"]]
         score = dict(zip(names, d.tolist()))
         how = "largest Inception-feature distance to the nearest real test image"
@@ -393,12 +395,12 @@ def build_document(groups: list[tuple[str, list[dict[str, Any]]]], plots: list[P
                  _value(stats.get("kid"), 4), _ci((stats.get("kid") or {}).get("ci"), 4)]
         if paired_cols:
             cells += [_num(_mean(members, "L1"), 3), _num(_mean(members, "SSIM"), 3), _num(_mean(members, "pixel_acc"), 3)]
-        # with seeds, say which of them collapsed: "seed 2 at iteration 504"
-        collapsed = [(f"seed {r['seed']} " if multi else "") + c for r, c in ((r, _collapsed(r)) for r in members)
-                     if c.startswith("at")]
+        # with seeds, say which of them collapsed: "seed 2 at iteration 504"; else "no" when any was checked
+        states = [(r, _collapsed(r)) for r in members]
+        collapsed = [(f"seed {r['seed']} " if multi else "") + c for r, c in states if c.startswith("at")]
         cells += [_num(_mean(members, "sec_per_iter"), 3), _num(_mean(members, "memory_GiB"), 2),
                   _epoch(_mean(members, "best_epoch")), _num(_mean(members, "val_FID_best"), 2),
-                  ("; ".join(collapsed) if collapsed else ("no" if any(r["summary"].get("collapse") for r in members) else "-"))]
+                  "; ".join(collapsed) if collapsed else "no" if any(c == "no" for _, c in states) else "-"]
         table.append(cells)
     doc.add(Heading("Results"), Table(header, table, align_left=3))
     devices = sorted({r["summary"].get("device") for r in runs if r["summary"].get("device")})

@@ -45,7 +45,6 @@ from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import torch
 from PIL import Image
 
 from .config import ConfigError
@@ -57,17 +56,6 @@ _CHUNK = 1 << 20
 
 
 # ----------------------------------------------------------------------------- what the page shows
-def _iterations_in_checkpoint(source: str | Path) -> int | None:
-    """The training iteration recorded in a run folder's latest checkpoint or a checkpoint file."""
-    from . import checkpoint as ckpt_io
-
-    path = ckpt_io.resolve_path(source)
-    # mmap: only the small 'progress' entry is read, not the ~176 MB of weights and optimizer state
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    progress = state.get("progress") if isinstance(state, dict) else None
-    return int(progress["iteration"]) if isinstance(progress, dict) and "iteration" in progress else None
-
-
 def _source_name(source: Path) -> str:
     """A run folder's name; a checkpoint inside a run as 'run (latest.pt)'; another file's name."""
     source = source.resolve() if source.name in ("", ".", "..") else source
@@ -77,28 +65,10 @@ def _source_name(source: Path) -> str:
 
 
 def model_info(translator) -> dict:
-    """What the page shows about a :class:`~unpaired.translate.Translator`: method, display_name,
-    iterations, source, input_multiple, channels, train_size, plus name (the run folder's or file's
-    name).
-
-    A translator that carries an ``info`` dict (those of exported files) is read as it is; for one
-    loaded from a run or checkpoint the same keys are derived from its config and checkpoint."""
-    info = getattr(translator, "info", None)
-    if info is None:
-        from .methods import METHODS
-
-        cfg = translator.config
-        method = METHODS.get(cfg.model.name)
-        info = {
-            "method": cfg.model.name,
-            "display_name": method.display if method else cfg.model.name,
-            "iterations": _iterations_in_checkpoint(translator.source),
-            "source": translator.source,
-            "input_multiple": 4,  # what translate pads to today (two stride-2 stages)
-            "channels": cfg.data.channels,
-            "train_size": cfg.data.crop_size,
-        }
-    info = dict(info)
+    """What the page shows about a :class:`~unpaired.translate.Translator`: its ``info`` (method,
+    display_name, iterations, source, input_multiple, channels, train_size, format) plus name (the
+    run folder's or file's name)."""
+    info = dict(translator.info)
     info.setdefault("name", _source_name(Path(str(info.get("source") or "model"))))
     return info
 
@@ -137,8 +107,7 @@ class TranslationService:
         self.translator = translator
         self.info = model_info(translator)
         self.max_upload_bytes = max_upload_bytes
-        # One translation at a time: the CPU cores are shared by every request anyway, and a
-        # generator may keep state between calls (SinCUT's tiled noise origin).
+        # One translation at a time: the CPU cores (or the GPU) are shared by every request anyway.
         self._lock = threading.Lock()
 
     def too_large(self, name: str, size: int) -> str:
@@ -344,8 +313,8 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, 
     print(f"serving {info['name']} ({info['display_name']}{iters}) on {translator.device}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: listening on {host}: other computers that can reach this one can use the page too")
+    previous = _stop_on_signals()  # before the URL is out: a Ctrl-C from then on stops the server
     print(f"open {server.url} in a browser; Ctrl-C stops", flush=True)
-    previous = _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

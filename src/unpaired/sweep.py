@@ -98,9 +98,8 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     from .evaluate import evaluate_run
+    from .experiment import check_seeds, run_dir_of
     from .train import Trainer
-
-    from .experiment import check_seeds
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
@@ -147,7 +146,7 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         trial_dir = out / "trials" / trial_name(params)
         trial.set_user_attr("run_dir", str(trial_dir))
         # (train seed, run folder): the trial folder itself without seeds, else one seed<k> folder per seed
-        runs = [(None, trial_dir)] if seeds is None else [(k, trial_dir / f"seed{k}") for k in seeds]
+        runs = [(k, run_dir_of(trial_dir.parent, trial_dir.name, k)) for k in (seeds if seeds is not None else [None])]
         values: list[float] = []
         iterations: list[int] = []
         with _run_dir_lock(trial_dir, trial.number):
@@ -243,7 +242,7 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     if complete:
         best = min(complete, key=lambda t: t.value)
         best_dir = Path(best.user_attrs["run_dir"])
-        dirs = [best_dir] if seeds is None else [best_dir / f"seed{k}" for k in seeds]
+        dirs = [run_dir_of(best_dir.parent, best_dir.name, k) for k in (seeds if seeds is not None else [None])]
         tests = [evaluate_run(d, data, "test", which="best", show_progress=show_progress) for d in dirs]
         result["best"] = {"number": best.number, "params": best.params, f"val_{metric}": best.value,
                           "run_dir": str(best_dir)}

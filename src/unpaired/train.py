@@ -187,7 +187,7 @@ class Trainer:
         if self.dataset is None:
             self.dataset = training_dataset(cfg, self.dist.rank)
         if self.dist.is_main:
-            skipped = getattr(self.dataset, "skipped_entries", [])
+            skipped = getattr(self.dataset, "skipped_entries", [])  # a dataset passed in may lack them
             if skipped:
                 tqdm.write(f"warning: {skipped_summary(skipped, 'of the training folders')}: skipped ('unpaired data "
                            f"check' lists them; --strict refuses them)", file=sys.stderr)
@@ -354,18 +354,16 @@ class Trainer:
         bad = [(k, v) for k, v in means["loss"].items() if not math.isfinite(v)]
         if self.dist.is_main:
             append_line(self.metrics_path, json.dumps(record))
-            if bad:  # every process sees the same means: all of them stop here
-                raise self._diverged(f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-"
-                                     f"{self.iteration})")
+        if bad:  # every process sees the same means: all of them stop here
+            raise self._diverged(f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-"
+                                 f"{self.iteration})")
+        if self.dist.is_main:
             for group in ("loss", "stats"):
                 for k, v in means[group].items():
                     self.writer.add_scalar(f"{group}/{k}", v, self.iteration)
             self.writer.add_scalar("train/lr", lr, self.iteration)
             self.writer.add_scalar("train/sec_per_iter", sec, self.iteration)
             self._emit("on_log", record)
-        elif bad:
-            raise self._diverged(f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-"
-                                 f"{self.iteration})")
         self._sums, self._n_sum, self._t_last = {"loss": {}, "stats": {}}, 0, time.perf_counter()
         return record
 

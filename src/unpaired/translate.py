@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
-from .amp import DTYPES
+from .amp import DTYPES, autocast
 from .config import Config, ConfigError
 from .data.images import (IMAGE_EXTENSIONS, ImageError, convert_image, load_image, save_image, scan_folder,
                           to_image, to_tensor)
@@ -152,10 +152,8 @@ def translate_tiled(G: torch.nn.Module, x: torch.Tensor, tile: int = 512, overla
     multiple = multiple or input_multiple(G)
     check_tiles(tile, overlap, multiple)
     _, c, h, w = x.shape
-    ph, pw = max(tile, -(-h // multiple) * multiple), max(tile, -(-w // multiple) * multiple)
-    if (ph, pw) != (h, w):
-        mode = "reflect" if ph - h < h and pw - w < w else "replicate"
-        x = F.pad(x, (0, pw - w, 0, ph - h), mode=mode)
+    x = pad_to_multiple(x, multiple, minimum=tile)  # tile is a multiple of ``multiple``
+    ph, pw = x.shape[-2:]
     out, weight = None, torch.zeros(1, 1, ph, pw)
     step = (tile - overlap) // multiple * multiple
     ys, xs = _tile_starts(ph, tile, step), _tile_starts(pw, tile, step)
@@ -216,12 +214,6 @@ def output_paths(inputs: list[Path], root: Path, out_dir: Path, ext: str) -> lis
             raise ImageError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
         seen[dst] = src
     return outs
-
-
-def _autocast(precision: str, device: torch.device):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
 
 
 def check_precision(precision: str, device: torch.device, generator: torch.nn.Module) -> str:
@@ -298,7 +290,7 @@ class Translator:
     @torch.no_grad()
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         """Translate a float32 batch on ``self.device``: whole when small, else image by image in tiles."""
-        with _autocast(self.precision, self.device):
+        with autocast(self.precision, self.device):
             if not self._tiles(batch):
                 return translate_tensor(self.generator, batch).float()
             return torch.cat([translate_any(self.generator, b[None], self.tile, self.overlap).to(self.device)
@@ -357,7 +349,7 @@ def load(run_or_file: str | Path, device: torch.device | str = "auto", checkpoin
         dev = select_device(device)
         state = ckpt_io.load(ckpt_io.resolve_path(path, checkpoint))
         G, cfg = generator_from_state(state, dev, source=path)
-        info = model_info(cfg, G, str(run_or_file), state.get("progress", {}).get("iteration"), "checkpoint")
+        info = {"iterations": state.get("progress", {}).get("iteration"), "format": "checkpoint"}
     return Translator(G, cfg, dev, tile, overlap, source=str(run_or_file), precision=precision,
                       batch_size=batch_size, info=info)
 
@@ -398,15 +390,17 @@ def _header_size(path: Path) -> tuple[int, int]:
 def translate_files(checkpoint: str | Path, inputs: str | Path, out_dir: str | Path, device: str = "cpu",
                     ext: str = ".png", show_progress: bool = True, tile: int | None = None,
                     overlap: int = 128, batch_size: int = 1, precision: str = "fp32",
-                    skip_existing: bool = False, translator: Translator | None = None) -> tuple[list[Path], list[str]]:
+                    skip_existing: bool = False, translator: Translator | None = None,
+                    plan: TranslationPlan | None = None) -> tuple[list[Path], list[str]]:
     """Translate every image under ``inputs`` into ``out_dir``. Returns (written files, error messages):
     an unreadable file is reported and skipped, the others are still translated. Existing outputs
     are overwritten, or kept (and their inputs not translated) with ``skip_existing``. With
     ``batch_size`` > 1, same-sized images are translated that many at a time (inputs are visited
     in order of size for that). Images above AUTO_TILE_PIXELS (or all, with ``tile``) are
-    translated in tiles, one at a time. ``translator`` replaces loading ``checkpoint``."""
+    translated in tiles, one at a time. ``translator`` replaces loading ``checkpoint``, ``plan``
+    (:func:`plan_translation` of the same arguments) listing ``inputs`` again."""
     translator = translator or load(checkpoint, device, tile=tile, overlap=overlap, precision=precision)
-    plan = plan_translation(inputs, out_dir, ext)
+    plan = plan or plan_translation(inputs, out_dir, ext)
     make_dir(Path(out_dir), "output folder")
     existing = set(plan.existing) if skip_existing else set()
     todo = [(src, dst) for src, dst in zip(plan.inputs, plan.outputs) if dst not in existing]

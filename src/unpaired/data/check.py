@@ -46,7 +46,7 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
     for split in ("val", "test"):
         if (root / f"{split}A").is_dir() or (root / f"{split}B").is_dir():
             problems += split_folders(root, split)[1]
-    unreadable, skipped, by_hash = [], [], {}
+    unreadable, by_hash = [], {}
     # each top-level folder with everything below it, by the package's one listing rule
     listings = {f: scan_folder(f) for f in folders}
     files = [(f, p) for f, listing in listings.items() for p in listing.files]
@@ -114,7 +114,7 @@ def format_report(rep: dict) -> str:
         if rep[key]:
             lines.append(f"\n{len(rep[key])} {header}")
             lines += [f"  {' = '.join(m) if key == 'duplicates_across_folders' else m}" for m in rep[key]]
-    n = len(rep["problems"]) + len(rep["skipped"]) + len(rep["unreadable"]) + len(rep["duplicates_across_folders"])
+    n = sum(len(rep[key]) for key, _ in sections)
     lines.append("\nok: no unreadable files, no duplicates across folders, no skipped entries, train/val/test usable"
                  if rep["ok"] else f"\nnot ok: {n} problem(s) listed above")
     return "\n".join(lines).rstrip() + "\n"

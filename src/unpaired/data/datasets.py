@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from .images import ImageError, Listing, load_image, scan_folder, skipped_summary, to_tensor
+from .images import ImageError, Listing, load_image, scan_folder, to_tensor
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,9 @@ class UnalignedDataset(Dataset):
         if problems:
             raise ImageError("; ".join(problems))
         self.paths = {side: listing.images for side, listing in listings.items()}
-        # entries the listing rule skipped (broken links, ...): the Trainer warns, --strict refuses
+        # entries the listing rule skipped (broken links, ...): the Trainer warns, --strict
+        # (training_dataset) refuses them
         self.skipped_entries = [s for listing in listings.values() for s in listing.skipped]
-        if strict and self.skipped_entries:
-            raise ImageError(skipped_summary(self.skipped_entries, f"of {root}/{split}A and {split}B")
-                             + "; training stops because of --strict (without it they are skipped with a warning)")
         self.channels = channels
         self.seed = seed
         self.n_epochs = n_epochs

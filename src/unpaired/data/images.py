@@ -38,6 +38,11 @@ class Listing:
         """How many entries were skipped, and the first of them with the reason (part of a line)."""
         return skipped_summary(self.skipped, f"under {self.root}")
 
+    def warn_skipped(self, verb: str = "skipped") -> None:
+        """One warning line on stderr naming the skipped entries, if any."""
+        if self.skipped:
+            print(f"warning: {self.skipped_summary()}: {verb} ('unpaired data check' lists them)", file=sys.stderr)
+
 
 def skipped_summary(skipped: list[tuple[Path, str]], where: str) -> str:
     """'3 entries under DIR are neither a readable file nor a folder (first: PATH, why)'."""
@@ -126,11 +131,6 @@ def scan_folder(folder: str | Path) -> Listing:
     return Listing(folder, sorted(files, key=order), sorted(skipped, key=lambda s: order(s[0])))
 
 
-def walk_files(folder: str | Path) -> list[Path]:
-    """The files of :func:`scan_folder` (its skipped entries are the caller's to report)."""
-    return scan_folder(folder).files
-
-
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -140,8 +140,8 @@ def list_images(folder: str | Path, warn: bool = False) -> list[Path]:
     extension. ``warn``: print one line on stderr about entries the rule skipped (else they are
     the caller's to report, through :func:`scan_folder`)."""
     listing = scan_folder(folder)
-    if warn and listing.skipped:
-        print(f"warning: {listing.skipped_summary()}: skipped ('unpaired data check' lists them)", file=sys.stderr)
+    if warn:
+        listing.warn_skipped()
     return listing.images
 
 

@@ -41,15 +41,17 @@ def training_dataset(cfg: Config, rank: int = 0):
     d, tc = cfg.data, cfg.train
     if d.mode == "single":
         a, b, skipped = single_image_paths(cfg)
-        if d.strict and skipped:
-            raise ImageError(skipped_summary(skipped, "of the training folders")
-                             + "; training stops because of --strict (without it they are skipped with a warning)")
         dataset = SingleImageDataset(a, b, d.channels, d.crop_size, d.batch_size, d.zoom_max, d.flip, tc.seed, rank)
         dataset.skipped_entries = skipped
-        return dataset
-    if d.root is None:
+    elif d.root is None:
         raise ImageError("--data DIR is required: a folder with trainA/ and trainB/ image folders")
-    return UnalignedDataset(d.root, d.channels, d.load_size, d.crop_size, d.flip, tc.seed, tc.epochs, strict=d.strict)
+    else:
+        dataset = UnalignedDataset(d.root, d.channels, d.load_size, d.crop_size, d.flip, tc.seed, tc.epochs,
+                                   strict=d.strict)
+    if d.strict and dataset.skipped_entries:
+        raise ImageError(skipped_summary(dataset.skipped_entries, "of the training folders")
+                         + "; training stops because of --strict (without it they are skipped with a warning)")
+    return dataset
 
 
 def batches_per_epoch(cfg: Config, dataset, world: int = 1) -> int:

@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,10 +216,7 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot write the split to {out}: it is a file, not a folder; choose another --out")
     for s in sources:  # entries the listing rule skips are named once, not dropped silently
-        listing = scan_folder(s)
-        if listing.skipped:
-            print(f"warning: {listing.skipped_summary()}: left out ('unpaired data check' lists them)",
-                  file=sys.stderr)
+        scan_folder(s).warn_skipped("left out")
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise SplitError(f"--val and --test must be fractions in [0, 1) with a sum below 1, got {val} and {test}")
     if direction not in ("AtoB", "BtoA"):

@@ -79,6 +79,11 @@ def default_kid_subset_size(n1: int, n2: int, preferred: int = KID_SUBSET_SIZE) 
     return preferred if m >= 2 * preferred else max(2, m // 2)
 
 
+def kid_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's polynomial kernel (x . y / d + 1) ** 3 between the rows of x and y."""
+    return (x @ y.T / x.shape[1] + 1) ** 3
+
+
 def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int | None = None,
                       seed: int = 0) -> tuple[float, float]:
     """Mean and standard deviation of the unbiased MMD^2 over random subsets of both sets.
@@ -89,7 +94,6 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, su
     deviation (ddof=0) is the spread of KID over subsets *of that size*: it is not the standard error
     of the mean and not an interval for the test set's KID (see
     :func:`unpaired.metrics.uncertainty.bootstrap_kid` for that)."""
-    n = f1.shape[1]
     if min(len(f1), len(f2)) < 2:
         raise ValueError("KID needs at least 2 images on each side")
     if subset_size is None:
@@ -102,9 +106,7 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, su
     for _ in range(num_subsets):
         x = f1[rng.choice(len(f1), m, replace=False)]
         y = f2[rng.choice(len(f2), m, replace=False)]
-        kxx = (x @ x.T / n + 1) ** 3
-        kyy = (y @ y.T / n + 1) ** 3
-        kxy = (x @ y.T / n + 1) ** 3
+        kxx, kyy, kxy = kid_kernel(x, x), kid_kernel(y, y), kid_kernel(x, y)
         values.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                       - 2 * kxy.mean())
     return float(np.mean(values)), float(np.std(values))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .fid import default_kid_subset_size, fid_from_features, kid_from_features
+from .fid import default_kid_subset_size, fid_from_features, kid_from_features, kid_kernel
 
 LEVEL = 0.95
 BOOT_KID_SUBSETS = 10  # KID inside a bootstrap: 10 subsets per resample instead of 100
@@ -115,22 +115,18 @@ class _KID:
 
     def __init__(self, real: np.ndarray, fakes: Sequence[np.ndarray]):
         self.real, self.fakes = real, list(fakes)
-        self.d = real.shape[1]
         n_r, n_f = len(real), sum(len(f) for f in self.fakes)
         self.pre = n_r * n_r + n_f * max(len(f) for f in self.fakes) + n_r * n_f <= KERNEL_MAX_ENTRIES
         if self.pre:
-            self.k_rr = self._kernel(real, real)
-            self.k_ff = [self._kernel(f, f) for f in self.fakes]
-            self.k_rf = [self._kernel(real, f) for f in self.fakes]
-
-    def _kernel(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return (x @ y.T / self.d + 1) ** 3
+            self.k_rr = kid_kernel(real, real)
+            self.k_ff = [kid_kernel(f, f) for f in self.fakes]
+            self.k_rf = [kid_kernel(real, f) for f in self.fakes]
 
     def _blocks(self, k: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.pre:
             return self.k_rr[np.ix_(a, a)], self.k_ff[k][np.ix_(b, b)], self.k_rf[k][np.ix_(a, b)]
         x, y = self.real[a], self.fakes[k][b]
-        return self._kernel(x, x), self._kernel(y, y), self._kernel(x, y)
+        return kid_kernel(x, x), kid_kernel(y, y), kid_kernel(x, y)
 
     def __call__(self, k: int, ri: np.ndarray, fi: np.ndarray, subsets: list[tuple[np.ndarray, np.ndarray]]) -> float:
         """KID of real[ri] against fakes[k][fi]; ``subsets`` are positions into ri and fi."""

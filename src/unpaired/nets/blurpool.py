@@ -24,6 +24,16 @@ def binomial_filter(size: int) -> torch.Tensor:
     return filt / filt.sum()
 
 
+def _cpu_autocast_on() -> bool:
+    return torch.is_autocast_enabled("cpu")
+
+
+try:  # torch >= 2.4 takes the device type; the older per-device function is deprecated there
+    _cpu_autocast_on()
+except TypeError:
+    _cpu_autocast_on = torch.is_autocast_cpu_enabled  # noqa: F811
+
+
 def _separable(x: torch.Tensor) -> bool:
     """Whether to blur with shifted views instead of a depthwise convolution: on the CPU in low
     precision, where oneDNN's depthwise convolutions are slow (in bf16 as slow as a full 128-channel
@@ -31,7 +41,7 @@ def _separable(x: torch.Tensor) -> bool:
     is faster."""
     if x.device.type != "cpu":
         return False
-    return x.dtype != torch.float32 or torch.is_autocast_cpu_enabled()
+    return x.dtype != torch.float32 or _cpu_autocast_on()
 
 
 def _every_other(x: torch.Tensor, dim: int, start: int, count: int) -> torch.Tensor:
