@@ -21,9 +21,11 @@ Kill moments come from ``random.Random(--seed)``: about 30% of the kills come at
 of the start-up (imports, restore; its length measured on the straight run), the others at a
 random point of a random iteration among the next 1.6 x (iterations left) / (kills left + 1) (at
 most 0.8 of what is left), found by reading metrics.jsonl: the kills are spread over the run
-whatever the machine's load, and none comes after the end. Now and then one lands while a checkpoint is being written: its progress
+whatever the machine's load, and none comes after the end. Now and then one lands while a checkpoint is being
+written: its progress
 line notes the temporary file left behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,11 +68,43 @@ def make_data(root: Path, seed: int) -> Path:
 def train_command(args: argparse.Namespace, data: Path, out: Path) -> list[str]:
     per_epoch = max(len(list_images(data / "trainA")), len(list_images(data / "trainB")))
     epochs = max(1, math.ceil(args.iters / per_epoch / 2))  # half constant LR, half decay
-    return [sys.executable, "-m", "unpaired", "train", "--model", args.model, "--data", str(data),
-            "--out", str(out), "--size", "32", "--set", "model.ngf=8", "--set", "model.ndf=8",
-            "--num-workers", "0", "--device", "cpu", "--seed", str(args.seed), "--iters", str(args.iters),
-            "--epochs", str(epochs), "--epochs-decay", str(epochs), "--save-every", str(args.save_every),
-            "--sample-every", "0", "--set", "train.log_every=1", "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "unpaired",
+        "train",
+        "--model",
+        args.model,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--set",
+        "model.ngf=8",
+        "--set",
+        "model.ndf=8",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--seed",
+        str(args.seed),
+        "--iters",
+        str(args.iters),
+        "--epochs",
+        str(epochs),
+        "--epochs-decay",
+        str(epochs),
+        "--save-every",
+        str(args.save_every),
+        "--sample-every",
+        "0",
+        "--set",
+        "train.log_every=1",
+        "--quiet",
+    ]
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -150,8 +184,10 @@ def first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     la = dict(leaves({k: a.get(k) for k in COMPARED}))
     lb = dict(leaves({k: b.get(k) for k in COMPARED}))
     if la.keys() != lb.keys():
-        return f"different entries: only straight {sorted(la.keys() - lb.keys())[:5]}, " \
-               f"only killed {sorted(lb.keys() - la.keys())[:5]}"
+        return (
+            f"different entries: only straight {sorted(la.keys() - lb.keys())[:5]}, "
+            f"only killed {sorted(lb.keys() - la.keys())[:5]}"
+        )
     for name, x in la.items():
         y = lb[name]
         if torch.is_tensor(x) and torch.is_tensor(y):
@@ -187,8 +223,11 @@ def main() -> int:
     try:
         data = args.data or make_data(work / "data", args.seed)
         straight, killed = work / "straight", work / "killed"
-        print(f"torch {torch.__version__}, OMP_NUM_THREADS={args.threads}, {args.model} {args.iters} iterations, "
-              f"checkpoint every {args.save_every}, seed {args.seed}, data {data}", flush=True)
+        print(
+            f"torch {torch.__version__}, OMP_NUM_THREADS={args.threads}, {args.model} {args.iters} iterations, "
+            f"checkpoint every {args.save_every}, seed {args.seed}, data {data}",
+            flush=True,
+        )
         print("command: " + " ".join(train_command(args, data, Path("OUT"))), flush=True)
 
         log = work / "train.log"
@@ -231,11 +270,17 @@ def main() -> int:
             proc.wait()
             kills += 1
             at = time.perf_counter() - launched
-            where = (f"after iteration {reached}" if reached is not None and reached > resumed_at
-                     else "before its first iteration (start-up or restore)")
+            where = (
+                f"after iteration {reached}"
+                if reached is not None and reached > resumed_at
+                else "before its first iteration (start-up or restore)"
+            )
             tmp = list((killed / "checkpoints").glob(".latest.pt.tmp-*")) if (killed / "checkpoints").exists() else []
-            print(f"kill {i}/{args.kills} {at:.2f} s after launch, {where}: {checkpoint_iteration(killed)}"
-                  + (" (killed while writing a checkpoint: a temporary file was left)" if tmp else ""), flush=True)
+            print(
+                f"kill {i}/{args.kills} {at:.2f} s after launch, {where}: {checkpoint_iteration(killed)}"
+                + (" (killed while writing a checkpoint: a temporary file was left)" if tmp else ""),
+                flush=True,
+            )
         else:
             finish(start(cmd, env, log), "the final restart", log)
             print(f"final restart ran to iteration {args.iters}", flush=True)
@@ -247,8 +292,11 @@ def main() -> int:
             difference = "logged losses (metrics.jsonl) differ"
         n_model = sum(torch.is_tensor(v) for v in a["model"].values())
         if difference is None:
-            print(f"compared {n_model} model tensors, optimizer, schedule, scaler, progress and RNG states, "
-                  f"{len(logged_losses(straight))} logged losses", flush=True)
+            print(
+                f"compared {n_model} model tensors, optimizer, schedule, scaler, progress and RNG states, "
+                f"{len(logged_losses(straight))} logged losses",
+                flush=True,
+            )
             print(f"{kills}/{args.kills} kills, bit-exact")
             return 0 if kills == args.kills else 1
         print(f"{kills}/{args.kills} kills, first difference: {difference}")

@@ -5,6 +5,7 @@ timed here: the "generated" images are written to disk first, as `unpaired evalu
 
     .venv/bin/python benchmarks/eval_speed.py [--n 500] [--size 256]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,10 @@ def main() -> None:
         warm = evaluate_folders(tmp / "real", tmp / "fake", cache_dir=tmp / "cache", show_progress=False)
         t2 = time.perf_counter()
     assert abs(cold["fid"] - warm["fid"]) < 1e-9
-    print(f"{args.n} generated vs {args.n} real images, {args.size}x{args.size}, FID {cold['fid']:.2f}, "
-          f"KID {cold['kid']:.4f}")
+    print(
+        f"{args.n} generated vs {args.n} real images, {args.size}x{args.size}, FID {cold['fid']:.2f}, "
+        f"KID {cold['kid']:.4f}"
+    )
     print(f"  cold cache (real features computed too): {t1 - t0:6.1f} s")
     print(f"  real features cached:                    {t2 - t1:6.1f} s   (target: < 60 s)")
 

@@ -10,6 +10,7 @@ OUT/data from --source (default ../shared/data/people2outline). Rows, seeds and 
 configs/quality_p2o.yaml; finished runs are skipped, so the same command resumes. The full report
 (gallery, worst cases, curves) is in OUT/report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,17 +32,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="experiment folder (runs, report)")
     p.add_argument("--data", help="a people2outline split (trainA/B, valA/B, testA/B)")
-    p.add_argument("--source", default=str(ROOT.parent / "shared" / "data" / "people2outline"),
-                   help="the pix2pix people2outline folder to split when --data is not given")
+    p.add_argument(
+        "--source",
+        default=str(ROOT.parent / "shared" / "data" / "people2outline"),
+        help="the pix2pix people2outline folder to split when --data is not given",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--scale", default="full", choices=["full", "cpu", "smoke"],
-                   help="full: the issue's 30 + 30 epochs (a GPU); cpu: quarter width, 6 + 6 epochs; smoke: seconds")
+    p.add_argument(
+        "--scale",
+        default="full",
+        choices=["full", "cpu", "smoke"],
+        help="full: the issue's 30 + 30 epochs (a GPU); cpu: quarter width, 6 + 6 epochs; smoke: seconds",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
 
     from unpaired.cli import main as cli
-    from unpaired.experiment import run_experiment
+    from unpaired.experiments.experiment import run_experiment
 
     out = Path(args.out)
     data = Path(args.data) if args.data else out / "data"
@@ -54,11 +62,20 @@ def main(argv: list[str] | None = None) -> int:
             if rc:
                 return rc
     start = time.time()
-    files = run_experiment(ROOT / "configs" / "quality_p2o.yaml", data, out, scale=args.scale,
-                           device=args.device, jobs=args.jobs, seeds=args.seeds)
+    files = run_experiment(
+        ROOT / "configs" / "quality_p2o.yaml",
+        data,
+        out,
+        scale=args.scale,
+        device=args.device,
+        jobs=args.jobs,
+        seeds=args.seeds,
+    )
     minutes = (time.time() - start) / 60
-    print(f"\nquality_p2o: scale {args.scale}, seeds {' '.join(map(str, args.seeds))}, --jobs {args.jobs}, "
-          f"{minutes:.1f} min\n")
+    print(
+        f"\nquality_p2o: scale {args.scale}, seeds {' '.join(map(str, args.seeds))}, --jobs {args.jobs}, "
+        f"{minutes:.1f} min\n"
+    )
     print(sections(Path(files["markdown"]).read_text(), ("Results", "Comparisons", "Every run")))
     print(f"report: {files['gallery']}")
     return 0

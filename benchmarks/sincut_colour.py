@@ -8,6 +8,7 @@ colours shows both numbers falling.
 
     .venv/bin/python benchmarks/sincut_colour.py RUN_DIR
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from unpaired import Config  # through the registry: Config.from_dict needs the methods registered
 from unpaired.data.images import load_image
 from unpaired.data.loading import single_image_paths
-from unpaired.config import Config
 
 
 def colour_stats_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -48,9 +49,14 @@ def main() -> None:
     for sample in sorted((args.run_dir / "samples").glob("iter_*.png")):
         trip = np.asarray(Image.open(sample).convert("RGB"))
         w = trip.shape[1] // 3
-        fake = trip[:, w:2 * w]
-        rows.append({"iteration": int(sample.stem.split("_")[1]), "stats_distance": colour_stats_distance(fake, b),
-                     "swd": colour_swd(fake, b)})
+        fake = trip[:, w : 2 * w]
+        rows.append(
+            {
+                "iteration": int(sample.stem.split("_")[1]),
+                "stats_distance": colour_stats_distance(fake, b),
+                "swd": colour_swd(fake, b),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return

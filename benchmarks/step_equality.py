@@ -8,6 +8,7 @@ prints the largest loss and weight differences. Used by benchmarks/gpu_check.sh;
 Adam's epsilon is raised to 1 so that the update is linear in the gradient: float rounding in a
 gradient whose true value is 0 (a bias before instance norm) could otherwise flip an update's sign.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ import torch
 import unpaired
 from unpaired.amp import Precision
 from unpaired.devices import select_device
-from unpaired.models import build_model
-from unpaired.step import build_step
+from unpaired.methods import build_model
+from unpaired.training.step import build_step
 
 
 def run(model_name: str, mode: str, device: torch.device, size: int, precision: str, steps: int, tiny: bool):
@@ -29,8 +30,13 @@ def run(model_name: str, mode: str, device: torch.device, size: int, precision: 
     cfg = unpaired.preset(model_name, crop_size=size, **overrides)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
-    step = build_step(model, model.make_optimizers(2e-4, (0.5, 0.999), 1.0), Precision(precision, device), mode,
-                      log=lambda line: print("   ", line))
+    step = build_step(
+        model,
+        model.make_optimizers(2e-4, (0.5, 0.999), 1.0),
+        Precision(precision, device),
+        mode,
+        log=lambda line: print("   ", line),
+    )
     g = torch.Generator().manual_seed(1)
     shape = (cfg.data.batch_size, cfg.data.channels, size, size)
     batches = [{k: (torch.rand(shape, generator=g) * 2 - 1).to(device) for k in "AB"} for _ in range(steps)]
@@ -39,9 +45,12 @@ def run(model_name: str, mode: str, device: torch.device, size: int, precision: 
         torch.cuda.manual_seed_all(2)
     t0 = time.perf_counter()
     losses = [{k: float(v) for k, v in step(b).losses.items()} for b in batches]
-    return losses, {k: v.float().cpu() for k, v in model.state_dict().items()
-                   if torch.is_tensor(v) and v.is_floating_point()}, \
-        step.name, time.perf_counter() - t0
+    return (
+        losses,
+        {k: v.float().cpu() for k, v in model.state_dict().items() if torch.is_tensor(v) and v.is_floating_point()},
+        step.name,
+        time.perf_counter() - t0,
+    )
 
 
 def main() -> None:
@@ -59,8 +68,10 @@ def main() -> None:
     modes = args.modes or (["compile", "cudagraphs"] if cuda else ["compile"])
     size = args.size or (256 if cuda else 32)
     tiny = args.tiny or not cuda
-    print(f"device {device}, torch {torch.__version__}, {size} px, {args.precision}, {args.steps} steps"
-          + (", small networks" if tiny else ""))
+    print(
+        f"device {device}, torch {torch.__version__}, {size} px, {args.precision}, {args.steps} steps"
+        + (", small networks" if tiny else "")
+    )
     for model_name in args.models:
         ref_losses, ref_w, _, t_ref = run(model_name, "off", device, size, args.precision, args.steps, tiny)
         for mode in modes:
@@ -74,9 +85,11 @@ def main() -> None:
             worst = max(diffs, key=diffs.get)
             dw = diffs[worst]
             ok = ran == mode and dloss < 1e-3 and dw < 1e-5 * args.steps
-            print(f"{model_name:9} {mode:11} ran as {ran:10} max relative loss difference {dloss:.2e}, max weight "
-                  f"difference {dw:.2e} ({worst}) -> {'EQUAL to float tolerance' if ok else 'DIFFERENT'} "
-                  f"({t:.1f} s incl. compile, eager {t_ref:.1f} s)")
+            print(
+                f"{model_name:9} {mode:11} ran as {ran:10} max relative loss difference {dloss:.2e}, max weight "
+                f"difference {dw:.2e} ({worst}) -> {'EQUAL to float tolerance' if ok else 'DIFFERENT'} "
+                f"({t:.1f} s incl. compile, eager {t_ref:.1f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ batch. Time on a quiet machine: a second process halves the figures.
     .venv/bin/python benchmarks/translate_speed.py [--device cpu] [--size 256] [--precisions fp32 bf16]
                                                   [--batch-sizes 1 8] [--repeats 3] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,11 @@ import time
 
 import torch
 
-from unpaired.config import preset, resolve
+from unpaired.config import resolve
 from unpaired.devices import select_device
-from unpaired.models import build_generator
+from unpaired.inference.translator import Translator
+from unpaired.methods import build_generator, preset
 from unpaired.nets.init import init_weights
-from unpaired.translate import Translator
 
 
 def measure(translator: Translator, batch: int, size: int, repeats: int) -> float:
@@ -60,17 +61,29 @@ def main() -> None:
     for precision in args.precisions:
         translator = Translator(G, cfg, device, precision=precision)
         for batch in args.batch_sizes:
-            rows.append({"precision": precision, "batch_size": batch,
-                         "images_per_sec": measure(translator, batch, args.size, args.repeats)})
-    env = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
-           "cpu": platform.processor() or platform.machine(),
-           "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-           "date": time.strftime("%Y-%m-%d %H:%M"), "size": args.size}
+            rows.append(
+                {
+                    "precision": precision,
+                    "batch_size": batch,
+                    "images_per_sec": measure(translator, batch, args.size, args.repeats),
+                }
+            )
+    env = {
+        "torch": torch.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "size": args.size,
+    }
     if args.json:
         print(json.dumps({"env": env, "rows": rows}, indent=2))
         return
-    print(f"CUT generator, {args.size}x{args.size}, {device}, torch {env['torch']}, {env['threads']} threads, "
-          f"{env['cpu']}, load {env['load_1min']}, {env['date']}")
+    print(
+        f"CUT generator, {args.size}x{args.size}, {device}, torch {env['torch']}, {env['threads']} threads, "
+        f"{env['cpu']}, load {env['load_1min']}, {env['date']}"
+    )
     print("| precision | batch size | images/s |\n|---|---|---|")
     for r in rows:
         print(f"| {r['precision']} | {r['batch_size']} | {r['images_per_sec']:.2f} |")

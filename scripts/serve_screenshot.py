@@ -19,11 +19,11 @@ Checks (exit 1 with a message when one fails): every request the browser made we
 the page's zip equals the server's PNG for that input; the bad file shows the CLI's message; Ctrl-C
 (SIGINT) stops the server with "stopped". Needs: apt-get install chromium.
 """
+
 from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import os
 import re
@@ -54,10 +54,26 @@ class DevTools:
             os.dup2(from_browser_w, 4)
 
         self.proc = subprocess.Popen(
-            [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-extensions", *extra, "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire_pipes, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                *extra,
+                "about:blank",
+            ],
+            pass_fds=(3, 4),
+            preexec_fn=wire_pipes,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._next_id, self._answers, self.events = 0, {}, []
@@ -128,7 +144,7 @@ def main() -> int:
         fail("chromium not found; apt-get install chromium")
 
     work = Path(tempfile.mkdtemp(prefix="serve-shot-"))
-    photos = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})[:args.n]
+    photos = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})[: args.n]
     if not photos:
         fail(f"no photos in {args.images}")
     bad = work / "notes.png"
@@ -136,20 +152,28 @@ def main() -> int:
     files = [*photos, bad]
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    server = subprocess.Popen([sys.executable, "-m", "unpaired", "serve", args.run, "--port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "unpaired", "serve", args.run, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     browser = None
     try:
         banner = [server.stdout.readline(), server.stdout.readline()]
         print("server:", *banner, end="")
         m = re.search(r"(http://127\.0\.0\.1:\d+/)", banner[1])
         if not m:
-            fail(f"no URL in the server's output: {banner!r} {server.stderr.read() if server.poll() is not None else ''}")
+            fail(
+                f"no URL in the server's output: {banner!r} {server.stderr.read() if server.poll() is not None else ''}"
+            )
         url = m.group(1)
 
         # External names resolve to nothing, as on a machine without internet; loopback still works.
-        browser = DevTools(args.chromium, work / "profile",
-                           ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"])
+        browser = DevTools(
+            args.chromium, work / "profile", ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+        )
         target = browser.send("Target.createTarget", url="about:blank")["targetId"]
         s = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Network", "Page", "Runtime", "DOM"):
@@ -169,8 +193,10 @@ def main() -> int:
             params = {"format": "png"}
             if full:
                 size = browser.send("Page.getLayoutMetrics", s)["cssContentSize"]
-                params.update(captureBeyondViewport=True,
-                              clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+                params.update(
+                    captureBeyondViewport=True,
+                    clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+                )
             (out / name).write_bytes(base64.b64decode(browser.send("Page.captureScreenshot", s, **params)["data"]))
             print(f"wrote {out / name}")
 
@@ -181,8 +207,9 @@ def main() -> int:
         browser.send("DOM.setFileInputFiles", s, nodeId=chooser, files=[str(p.resolve()) for p in files])
         shot_progress = False
         while True:
-            state, done, total = evaluate("[document.body.dataset.state, +document.body.dataset.done,"
-                                          " +document.body.dataset.total]")
+            state, done, total = evaluate(
+                "[document.body.dataset.state, +document.body.dataset.done, +document.body.dataset.total]"
+            )
             if not shot_progress and state == "busy" and done >= max(1, total // 2):
                 screenshot("2-progress.png")
                 shot_progress = True
@@ -205,9 +232,13 @@ def main() -> int:
             fail(f"expected one error row for notes.png, got {errors}")
 
         # the page's zip, checked file by file against the server's answer for the same input
-        b64 = evaluate("buildZip(results).then(b => b.arrayBuffer()).then(a => { const u = new Uint8Array(a);"
-                       " let s = ''; for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode(...u.subarray(i, i + 8192));"
-                       " return btoa(s); })", await_promise=True)
+        b64 = evaluate(
+            "buildZip(results).then(b => b.arrayBuffer()).then(a => { const u = new Uint8Array(a);"
+            " let s = '';"
+            " for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode(...u.subarray(i, i + 8192));"
+            " return btoa(s); })",
+            await_promise=True,
+        )
         (out / "translated.zip").write_bytes(base64.b64decode(b64))
         with zipfile.ZipFile(out / "translated.zip") as z:
             if z.testzip() is not None or z.namelist() != [p.stem + ".png" for p in photos]:
@@ -227,8 +258,10 @@ def main() -> int:
         shutil.copy(photos[-1], album / "more" / photos[-1].name)
         (album / "readme.txt").write_text("not an image")
         evaluate("document.getElementById('clear').click()")
-        drop = evaluate("(() => { const r = document.getElementById('drop').getBoundingClientRect();"
-                        " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        drop = evaluate(
+            "(() => { const r = document.getElementById('drop').getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         data = {"items": [], "files": [str(album)], "dragOperationsMask": 1}
         for kind in ("dragEnter", "dragOver", "drop"):
             browser.send("Input.dispatchDragEvent", s, type=kind, x=drop[0], y=drop[1], data=data)
@@ -244,8 +277,9 @@ def main() -> int:
             fail(f"dropping the folder showed {titles}, expected {expected}")
         screenshot("4-folder.png")
 
-        requested = sorted({e["params"]["request"]["url"] for e in browser.events
-                            if e["method"] == "Network.requestWillBeSent"})
+        requested = sorted(
+            {e["params"]["request"]["url"] for e in browser.events if e["method"] == "Network.requestWillBeSent"}
+        )
         outside = [u for u in requested if not u.startswith((url, "data:", "blob:"))]
         print(f"browser requests: {len(requested)} distinct URLs, all on {url}" if not outside else "")
         if outside:

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Run the test suite (sets up .venv first if needed).
+# Lint, check the import layers, and run the test suite (sets up .venv first if needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# lint, format and the architecture contract (docs/ARCHITECTURE.md) before the tests
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/lint-imports
 .venv/bin/python -m pytest tests "$@"

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny image folders and a fast training configuration."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,10 +11,25 @@ from PIL import Image
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Small networks keep CPU tests fast where the exact architecture is not what is tested.
-TINY_NETS = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=2",
-             "--set", "model.nce_layers=[0,4,8,12]", "--set", "model.projector_dim=32"]
-TINY = {"model.ngf": 8, "model.ndf": 8, "model.n_blocks": 2, "model.nce_layers": [0, 4, 8, 12],
-        "model.projector_dim": 32}  # the same, as settings for unpaired.preset(...)
+TINY_NETS = [
+    "--set",
+    "model.ngf=8",
+    "--set",
+    "model.ndf=8",
+    "--set",
+    "model.n_blocks=2",
+    "--set",
+    "model.nce_layers=[0,4,8,12]",
+    "--set",
+    "model.projector_dim=32",
+]
+TINY = {
+    "model.ngf": 8,
+    "model.ndf": 8,
+    "model.n_blocks": 2,
+    "model.nce_layers": [0, 4, 8, 12],
+    "model.projector_dim": 32,
+}  # the same, as settings for unpaired.preset(...)
 
 
 def write_images(folder: Path, n: int, size=(40, 48), mode="RGB", seed=0, ext="png") -> list[Path]:
@@ -23,7 +39,9 @@ def write_images(folder: Path, n: int, size=(40, 48), mode="RGB", seed=0, ext="p
     paths = []
     for i in range(n):
         arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-        im = Image.fromarray(arr[..., 0] if channels == 1 else arr, "L" if channels == 1 else ("RGBA" if channels == 4 else "RGB"))
+        im = Image.fromarray(
+            arr[..., 0] if channels == 1 else arr, "L" if channels == 1 else ("RGBA" if channels == 4 else "RGB")
+        )
         if mode == "P":
             im = im.convert("P")
         p = folder / f"{i:03d}.{ext}"

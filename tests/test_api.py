@@ -1,5 +1,6 @@
 """The public Python API: the README example, Python == CLI, the registry, callbacks, the step
 object, logged diagnostics, old checkpoints, the one image-listing rule."""
+
 import json
 import math
 import re
@@ -10,23 +11,22 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import TINY, TINY_NETS, write_images
 from PIL import Image
+from test_metrics import needs_inception
 
 import unpaired
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
 from unpaired.config import ConfigError, ModelConfig
-from unpaired.models import build_generator
-
-from conftest import TINY, TINY_NETS, write_images
-from test_metrics import needs_inception
+from unpaired.methods import build_generator
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def readme_python_example() -> str:
     text = README.read_text()
-    section = text[text.index("### Python API"):]
+    section = text[text.index("### Python API") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -46,10 +46,31 @@ def test_readme_python_api_example_runs_as_written(tmp_path, monkeypatch):
 
 def test_python_and_cli_runs_give_identical_weights(dataset_dir, tmp_path):
     cli, py = tmp_path / "cli", tmp_path / "py"
-    assert main(["train", "--model", "cut", "--data", str(dataset_dir), "--out", str(cli), "--size", "32",
-                 "--num-workers", "0", "--iters", "3", "--quiet", "--sample-every", "0", *TINY_NETS]) == 0
-    config = unpaired.preset("cut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=3, sample_every=0,
-                             **TINY)
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cut",
+                "--data",
+                str(dataset_dir),
+                "--out",
+                str(cli),
+                "--size",
+                "32",
+                "--num-workers",
+                "0",
+                "--iters",
+                "3",
+                "--quiet",
+                "--sample-every",
+                "0",
+                *TINY_NETS,
+            ]
+        )
+        == 0
+    )
+    config = unpaired.preset("cut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=3, sample_every=0, **TINY)
     summary = unpaired.Trainer(config, py, show_progress=False).fit()
     assert summary["iteration"] == 3 and summary["step"] == "eager"
     a, b = ckpt_io.load(cli), ckpt_io.load(py)
@@ -100,8 +121,11 @@ def test_translator_keeps_size_mode_and_type():
 
 def test_load_reads_run_folders_and_checkpoint_files(dataset_dir, tmp_path):
     run = tmp_path / "run"
-    unpaired.Trainer(unpaired.preset("fastcut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=2,
-                                     **TINY), run, show_progress=False).fit()
+    unpaired.Trainer(
+        unpaired.preset("fastcut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=2, **TINY),
+        run,
+        show_progress=False,
+    ).fit()
     t = unpaired.load(run, device="cpu")
     assert t.method == "fastcut" and t.channels == 3
     x = torch.rand(1, 3, 32, 32) * 2 - 1
@@ -110,22 +134,58 @@ def test_load_reads_run_folders_and_checkpoint_files(dataset_dir, tmp_path):
 
 def flat_model_options(cfg_dict: dict) -> dict:
     """The ``model`` section as unpaired 0.1 wrote it: every option of every method."""
-    old = {"name": cfg_dict["model"]["name"], "ngf": 64, "ndf": 64, "n_blocks": 9, "n_layers_d": 3,
-           "gan_mode": "lsgan", "lambda_gan": 1.0, "lambda_nce": 1.0, "nce_idt": True,
-           "nce_layers": [0, 4, 8, 12, 16], "num_patches": 256, "nce_temperature": 0.07, "nce_negatives": "image",
-           "focal_gamma": 0.0, "focal_alpha": 1.0, "flip_equivariance": False, "projector_dim": 256,
-           "init_gain": 0.02, "generator": "resnet", "discriminator": "patchgan", "g_downsampling": 1,
-           "d_tile_size": 0, "lambda_r1": 0.0, "lambda_identity": 0.0, "lambda_cycle": 10.0,
-           "cycle_identity": 0.5, "pool_size": 50}
+    old = {
+        "name": cfg_dict["model"]["name"],
+        "ngf": 64,
+        "ndf": 64,
+        "n_blocks": 9,
+        "n_layers_d": 3,
+        "gan_mode": "lsgan",
+        "lambda_gan": 1.0,
+        "lambda_nce": 1.0,
+        "nce_idt": True,
+        "nce_layers": [0, 4, 8, 12, 16],
+        "num_patches": 256,
+        "nce_temperature": 0.07,
+        "nce_negatives": "image",
+        "focal_gamma": 0.0,
+        "focal_alpha": 1.0,
+        "flip_equivariance": False,
+        "projector_dim": 256,
+        "init_gain": 0.02,
+        "generator": "resnet",
+        "discriminator": "patchgan",
+        "g_downsampling": 1,
+        "d_tile_size": 0,
+        "lambda_r1": 0.0,
+        "lambda_identity": 0.0,
+        "lambda_cycle": 10.0,
+        "cycle_identity": 0.5,
+        "pool_size": 50,
+    }
     return {**old, **cfg_dict["model"]}
 
 
 @pytest.mark.parametrize("model", ["cut", "cyclegan"])
 def test_checkpoints_written_before_the_per_method_options_still_load(dataset_dir, tmp_path, model):
     run = tmp_path / model
-    args = ["train", "--model", model, "--data", str(dataset_dir), "--out", str(run), "--size", "32",
-            "--num-workers", "0", "--quiet", "--sample-every", "0",
-            *(TINY_NETS if model == "cut" else TINY_NETS[:6])]
+    args = [
+        "train",
+        "--model",
+        model,
+        "--data",
+        str(dataset_dir),
+        "--out",
+        str(run),
+        "--size",
+        "32",
+        "--num-workers",
+        "0",
+        "--quiet",
+        "--sample-every",
+        "0",
+        *(TINY_NETS if model == "cut" else TINY_NETS[:6]),
+    ]
     assert main([*args, "--iters", "2"]) == 0
     state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
     state["config"]["model"] = flat_model_options(state["config"])
@@ -149,6 +209,7 @@ class BlurConfig(ModelConfig):
 
 class BlurModel(torch.nn.Module):
     """A toy method: G learns to reproduce its input (L1), D is never used; it shows the contract."""
+
     config_class = BlurConfig
     GENERATOR_PREFIX = "G."
 
@@ -182,21 +243,43 @@ class BlurModel(torch.nn.Module):
 def blur_method():
     from unpaired import methods
 
-    yield unpaired.register_method("blur", BlurModel, display="Blur", preset={"model": {"lambda_l1": 2.0}},
-                                   description="a toy")
-    methods.METHODS.pop("blur")
-    methods.all_model_options.cache_clear()
+    yield unpaired.register_method(
+        "blur", BlurModel, display="Blur", preset={"model": {"lambda_l1": 2.0}}, description="a toy"
+    )
+    methods.unregister_method("blur")
 
 
 def test_a_new_method_is_one_class_and_one_registry_entry(blur_method, dataset_dir, tmp_path, capsys):
     assert unpaired.preset("blur").model.lambda_l1 == 2.0
     run = tmp_path / "blur"
-    assert main(["train", "--model", "blur", "--data", str(dataset_dir), "--out", str(run), "--size", "32",
-                 "--num-workers", "0", "--quiet", "--iters", "2", "--set", "train.log_every=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "blur",
+                "--data",
+                str(dataset_dir),
+                "--out",
+                str(run),
+                "--size",
+                "32",
+                "--num-workers",
+                "0",
+                "--quiet",
+                "--iters",
+                "2",
+                "--set",
+                "train.log_every=1",
+            ]
+        )
+        == 0
+    )
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert set(record["loss"]) == {"L1"} and record["stats"]["grad_norm_G"] > 0
     assert unpaired.load(run, device="cpu").method == "blur"
-    from unpaired.report import method_name
+    from unpaired.experiments.report import method_name
+
     assert method_name(ckpt_io.load(run)["config"]) == "Blur"
     capsys.readouterr()
     with pytest.raises(SystemExit):  # the CLI's choices come from the registry
@@ -229,24 +312,35 @@ class Recorder(unpaired.Callback):
 
 def test_callbacks_see_every_phase_and_can_stop_with_a_checkpoint(dataset_dir, tmp_path):
     rec = Recorder(stop_at=3)
-    cfg = unpaired.preset("fastcut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=50, log_every=2,
-                          sample_every=0, **TINY)
+    cfg = unpaired.preset(
+        "fastcut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=50, log_every=2, sample_every=0, **TINY
+    )
     summary = unpaired.Trainer(cfg, tmp_path / "run", callbacks=[rec], show_progress=False).fit()
-    assert rec.events == [("start", 0), ("step", 1), ("step", 2), ("log", 2), ("step", 3), ("checkpoint", 3),
-                          ("end", 3)]
+    assert rec.events == [
+        ("start", 0),
+        ("step", 1),
+        ("step", 2),
+        ("log", 2),
+        ("step", 3),
+        ("checkpoint", 3),
+        ("end", 3),
+    ]
     assert summary["stop_reason"] == "enough" and summary["iteration"] == 3 and not summary["finished"]
 
 
 def test_every_optimizer_step_goes_through_gradient_averaging():
     from unpaired.amp import Precision
-    from unpaired.step import TrainStep
-
-    from unpaired.models import build_model
+    from unpaired.methods import build_model
+    from unpaired.training.step import TrainStep
 
     model = build_model(unpaired.preset("cut", crop_size=32, **TINY))
     calls = []
-    step = TrainStep(model, model.make_optimizers(2e-4, (0.5, 0.999)), Precision("fp32", torch.device("cpu")),
-                     average_gradients=lambda params: calls.append(sum(p.numel() for p in params)))
+    step = TrainStep(
+        model,
+        model.make_optimizers(2e-4, (0.5, 0.999)),
+        Precision("fp32", torch.device("cpu")),
+        average_gradients=lambda params: calls.append(sum(p.numel() for p in params)),
+    )
     batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
     result = step(batch)
     counts = {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("D", "G", "F")}
@@ -256,8 +350,17 @@ def test_every_optimizer_step_goes_through_gradient_averaging():
 
 def test_diagnostics_are_logged_and_agree_with_the_losses(dataset_dir, tmp_path):
     run = tmp_path / "run"
-    cfg = unpaired.preset("cut-focal", root=str(dataset_dir), crop_size=32, num_workers=0, iters=3, log_every=1,
-                          focal_gamma=0.0, focal_alpha=1.0, **TINY)  # cross-entropy: NCE = -mean log p
+    cfg = unpaired.preset(
+        "cut-focal",
+        root=str(dataset_dir),
+        crop_size=32,
+        num_workers=0,
+        iters=3,
+        log_every=1,
+        focal_gamma=0.0,
+        focal_alpha=1.0,
+        **TINY,
+    )  # cross-entropy: NCE = -mean log p
     unpaired.Trainer(cfg, run, show_progress=False).fit()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for r in records:
@@ -279,8 +382,8 @@ def test_profiler_sees_each_phase_of_a_step():
     from torch.profiler import ProfilerActivity, profile
 
     from unpaired.amp import Precision
-    from unpaired.models import build_model
-    from unpaired.step import TrainStep
+    from unpaired.methods import build_model
+    from unpaired.training.step import TrainStep
 
     cfg = unpaired.preset("cut", crop_size=32, **TINY)
     model = build_model(cfg)
@@ -289,16 +392,24 @@ def test_profiler_sees_each_phase_of_a_step():
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step(batch)
     names = {e.name for e in prof.events()}
-    assert {"G_forward", "D_forward", "D_backward", "D_optimizer", "G_gan_loss", "NCE", "G+F_backward",
-            "G+F_optimizer"} <= names
+    assert {
+        "G_forward",
+        "D_forward",
+        "D_backward",
+        "D_optimizer",
+        "G_gan_loss",
+        "NCE",
+        "G+F_backward",
+        "G+F_optimizer",
+    } <= names
 
 
 # ------------------------------------------------------------------ one image-listing rule
 def test_one_listing_rule_for_training_fid_and_translation(tmp_path):
     from unpaired.data import UnalignedDataset
     from unpaired.data.images import list_images
+    from unpaired.inference.folders import find_images
     from unpaired.metrics.fid import list_image_files
-    from unpaired.translate import find_images
 
     root = tmp_path / "data"
     write_images(root / "trainA", 2)
@@ -320,5 +431,8 @@ def test_evaluate_folders_without_kid_needs_only_fid(tmp_path, monkeypatch):
     write_images(tmp_path / "fake", 2, size=(32, 32), seed=9)
     result = unpaired.evaluate_folders(tmp_path / "real", tmp_path / "fake", kid=False)
     assert set(result) == {"fid", "fid_ci", "n_real", "n_fake"} and result["n_fake"] == 2
-    assert set(unpaired.evaluate_folders(tmp_path / "real", tmp_path / "fake", kid=False, ci=False)) == \
-        {"fid", "n_real", "n_fake"}
+    assert set(unpaired.evaluate_folders(tmp_path / "real", tmp_path / "fake", kid=False, ci=False)) == {
+        "fid",
+        "n_real",
+        "n_fake",
+    }

@@ -1,5 +1,6 @@
 """Bad inputs and failing writes: every one is a single clear line, a non-zero exit and nothing
 half-written (issue 12). Each test drives the command line as a user would."""
+
 import errno
 import io
 import json
@@ -10,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_NETS, write_images
 from PIL import Image
 
 import unpaired
 from unpaired import checkpoint as ckpt_io
-from unpaired import outputs
+from unpaired import files as outputs
 from unpaired.cli import main
-from unpaired.train import Callback, TrainingDiverged
-
-from conftest import TINY_NETS, write_images
+from unpaired.training.trainer import Callback, TrainingDiverged
 
 TINY = ["--size", "32", "--num-workers", "0", "--device", "cpu", "--quiet", "--sample-every", "0", *TINY_NETS]
 EXPERIMENT = Path(__file__).resolve().parents[1] / "configs" / "thesis_table51.yaml"
@@ -32,8 +32,11 @@ def train(data, out, *extra, model="cut"):
 def one_line_error(capsys, start="error: "):
     """The command's stderr, asserted to be exactly one line (no traceback) starting with ``start``."""
     err = capsys.readouterr().err.strip()
-    lines = [line for line in err.splitlines()  # leaving out notes, warnings and progress bars
-             if line.strip() and not line.startswith(("step: ", "warning: ", "note: ")) and "%|" not in line]
+    lines = [
+        line
+        for line in err.splitlines()  # leaving out notes, warnings and progress bars
+        if line.strip() and not line.startswith(("step: ", "warning: ", "note: ")) and "%|" not in line
+    ]
     assert len(lines) == 1 and lines[0].startswith(start) and "Traceback" not in err, err
     return lines[0]
 
@@ -77,13 +80,34 @@ def test_every_writing_command_refuses_an_out_it_cannot_create(run, tmp_path, ca
                 tar.addfile(info, io.BytesIO(buf.getvalue()))
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     commands = {
-        "translate": lambda o: ["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA"),
-                                "--output", o, "--device", "cpu", "--quiet"],
+        "translate": lambda o: [
+            "translate",
+            "--checkpoint",
+            str(run_dir),
+            "--input",
+            str(data / "testA"),
+            "--output",
+            o,
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
         "data split": lambda o: ["data", "split", str(data), "--out", o],
         "data download": lambda o: ["data", "download", "maps", "--archive", str(archive), "--out", o],
         "report": lambda o: ["report", str(run_dir), "--out", o],
-        "experiment": lambda o: ["experiment", str(EXPERIMENT), "--data", str(data), "--out", o,
-                                 "--scale", "small", "--quiet", "--device", "cpu"],
+        "experiment": lambda o: [
+            "experiment",
+            str(EXPERIMENT),
+            "--data",
+            str(data),
+            "--out",
+            o,
+            "--scale",
+            "small",
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
         "demo": lambda o: ["demo", "--out", o, "--quiet"],
     }
     for name, command in commands.items():
@@ -116,11 +140,13 @@ def test_fid_needs_two_images_and_checks_both_folders_before_any_feature(tmp_pat
     write_images(tmp_path / "real", 3)
     write_images(tmp_path / "one", 1)
     (tmp_path / "empty").mkdir()
-    for real, fake, kid, message in [("real", "one", [], "one holds 1 image: FID and KID need at least 2"),
-                                     ("real", "one", ["--kid"], "one holds 1 image"),
-                                     ("one", "real", [], "one holds 1 image"),
-                                     ("real", "empty", [], "empty contains no images"),
-                                     ("empty", "real", [], "empty contains no images")]:
+    for real, fake, kid, message in [
+        ("real", "one", [], "one holds 1 image: FID and KID need at least 2"),
+        ("real", "one", ["--kid"], "one holds 1 image"),
+        ("one", "real", [], "one holds 1 image"),
+        ("real", "empty", [], "empty contains no images"),
+        ("empty", "real", [], "empty contains no images"),
+    ]:
         assert main(["evaluate", "fid", str(tmp_path / real), str(tmp_path / fake), "--device", "cpu", *kid]) == 2
         assert message in one_line_error(capsys)
 
@@ -179,8 +205,12 @@ def test_links_loops_and_pipes_are_reported_not_skipped_silently(dataset_dir, tm
     os.symlink("self.png", a / "self.png")
     os.symlink("..", a / "up")
     os.mkfifo(a / "pipe.png")
-    expected = {"broken.png": "a broken link to missing.png", "pipe.png": "a named pipe (FIFO)",
-                "self.png": "a link that loops back on itself", "up": "a link to a folder above it"}
+    expected = {
+        "broken.png": "a broken link to missing.png",
+        "pipe.png": "a named pipe (FIFO)",
+        "self.png": "a link that loops back on itself",
+        "up": "a link to a folder above it",
+    }
 
     assert main(["data", "check", str(dataset_dir), "--json"]) == 1
     skipped = json.loads(capsys.readouterr().out)["skipped"]
@@ -191,14 +221,31 @@ def test_links_loops_and_pipes_are_reported_not_skipped_silently(dataset_dir, tm
     run = tmp_path / "run"
     assert train(dataset_dir, run, "--iters", "1") == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
-    assert warnings == [f"warning: 4 entries of the training folders are neither a readable file nor a folder "
-                        f"(first: {a / 'broken.png'}, a broken link to missing.png): skipped ('unpaired data check' "
-                        f"lists them; --strict refuses them)"]
+    assert warnings == [
+        f"warning: 4 entries of the training folders are neither a readable file nor a folder "
+        f"(first: {a / 'broken.png'}, a broken link to missing.png): skipped ('unpaired data check' "
+        f"lists them; --strict refuses them)"
+    ]
     assert train(dataset_dir, tmp_path / "strict", "--iters", "1", "--strict") == 2
     assert "training stops because of --strict" in one_line_error(capsys)
 
-    assert main(["translate", "--checkpoint", str(run), "--input", str(a), "--output", str(tmp_path / "t"),
-                 "--device", "cpu", "--quiet"]) == 1
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run),
+                "--input",
+                str(a),
+                "--output",
+                str(tmp_path / "t"),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "4 input(s) could not be translated" in err
     for name, why in expected.items():
@@ -210,15 +257,32 @@ def test_links_loops_and_pipes_are_reported_not_skipped_silently(dataset_dir, tm
 def test_garbage_truncated_and_empty_checkpoints_are_one_line(run, tmp_path, capsys):
     data, run_dir = run
     good = (run_dir / "checkpoints" / "latest.pt").read_bytes()
-    files = {"garbage.pt": (np.random.default_rng(0).bytes(5000), "not a PyTorch checkpoint file"),
-             "truncated.pt": (good[:len(good) // 2], "a truncated or damaged file"),
-             "empty.pt": (b"", "the file is empty")}
+    files = {
+        "garbage.pt": (np.random.default_rng(0).bytes(5000), "not a PyTorch checkpoint file"),
+        "truncated.pt": (good[: len(good) // 2], "a truncated or damaged file"),
+        "empty.pt": (b"", "the file is empty"),
+    }
     for name, (content, why) in files.items():
         path = tmp_path / name
         path.write_bytes(content)
         expected = f"error: {path} is not an unpaired checkpoint ({why}); pass a checkpoint written by unpaired train"
-        assert main(["translate", "--checkpoint", str(path), "--input", str(data / "testA"),
-                     "--output", str(tmp_path / "o"), "--device", "cpu", "--quiet"]) == 2
+        assert (
+            main(
+                [
+                    "translate",
+                    "--checkpoint",
+                    str(path),
+                    "--input",
+                    str(data / "testA"),
+                    "--output",
+                    str(tmp_path / "o"),
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                ]
+            )
+            == 2
+        )
         assert one_line_error(capsys) == expected
         resumed = tmp_path / f"resume-{name}"
         (resumed / "checkpoints").mkdir(parents=True)
@@ -234,22 +298,42 @@ def test_garbage_truncated_and_empty_checkpoints_are_one_line(run, tmp_path, cap
 
 
 def test_weights_that_do_not_fit_the_method_are_one_line(run, tmp_path, capsys):
-    from unpaired.models import build_model
+    from unpaired.methods import build_model
 
     data, run_dir = run
     state = ckpt_io.load(run_dir)
     wider = {**state, "config": {**state["config"], "model": {**state["config"]["model"], "ngf": 16}}}
     cyclegan = {**state, "model": build_model(unpaired.preset("cyclegan", crop_size=32, ngf=8, ndf=8)).state_dict()}
     shape = "model.1.weight is 8x3x7x7 in the file but 16x3x7x7 in the model"
-    cases = {"wider": (wider, shape, "G." + shape),
-             "cyclegan": (cyclegan, "missing model.1.weight", "missing G.model.1.weight")}
+    cases = {
+        "wider": (wider, shape, "G." + shape),
+        "cyclegan": (cyclegan, "missing model.1.weight", "missing G.model.1.weight"),
+    }
     for name, (ckpt, in_generator, in_model) in cases.items():
         folder = tmp_path / name
         ckpt_io.save_atomic(ckpt, folder / "checkpoints" / "latest.pt")
-        (folder / "config.yaml").write_text((run_dir / "config.yaml").read_text().replace("ngf: 8", "ngf: 16")
-                                            if name == "wider" else (run_dir / "config.yaml").read_text())
-        assert main(["translate", "--checkpoint", str(folder), "--input", str(data / "testA"),
-                     "--output", str(tmp_path / "o"), "--device", "cpu", "--quiet"]) == 2
+        (folder / "config.yaml").write_text(
+            (run_dir / "config.yaml").read_text().replace("ngf: 8", "ngf: 16")
+            if name == "wider"
+            else (run_dir / "config.yaml").read_text()
+        )
+        assert (
+            main(
+                [
+                    "translate",
+                    "--checkpoint",
+                    str(folder),
+                    "--input",
+                    str(data / "testA"),
+                    "--output",
+                    str(tmp_path / "o"),
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                ]
+            )
+            == 2
+        )
         line = one_line_error(capsys)
         assert "its weights do not fit the cut generator" in line and in_generator in line
         assert main(["train", "--out", str(folder), "--iters", "3", "--quiet"]) == 2
@@ -298,17 +382,33 @@ class PoisonWeights(Callback):
 
 
 def tiny_config(data, **train):
-    return unpaired.preset("cut", root=str(data), crop_size=32, num_workers=0, device="cpu", sample_every=0,
-                           ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8, 12], projector_dim=32, **train)
+    return unpaired.preset(
+        "cut",
+        root=str(data),
+        crop_size=32,
+        num_workers=0,
+        device="cpu",
+        sample_every=0,
+        ngf=8,
+        ndf=8,
+        n_blocks=2,
+        nce_layers=[0, 4, 8, 12],
+        projector_dim=32,
+        **train,
+    )
 
 
-@pytest.mark.parametrize("log_every, save_every, caught_at", [(5, 5, "mean over iterations 6-10"),
-                                                              (10, 3, "sum over iterations 1-6")])
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir, tmp_path, log_every, save_every,
-                                                              caught_at):
+@pytest.mark.parametrize(
+    "log_every, save_every, caught_at", [(5, 5, "mean over iterations 6-10"), (10, 3, "sum over iterations 1-6")]
+)
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir, tmp_path, log_every, save_every, caught_at):
     run = tmp_path / "run"
-    trainer = unpaired.Trainer(tiny_config(dataset_dir, iters=20, log_every=log_every, save_every=save_every),
-                               run, callbacks=[PoisonWeights(at=save_every + 1)], show_progress=False)
+    trainer = unpaired.Trainer(
+        tiny_config(dataset_dir, iters=20, log_every=log_every, save_every=save_every),
+        run,
+        callbacks=[PoisonWeights(at=save_every + 1)],
+        show_progress=False,
+    )
     with pytest.raises(TrainingDiverged) as info:
         trainer.fit()
     message = str(info.value)
@@ -322,8 +422,10 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(dataset_dir, tmp_p
 
 def test_diverging_run_from_the_command_line(dataset_dir, tmp_path, capsys):
     # a learning rate of 1e30 overflows within the first iterations
-    assert train(dataset_dir, tmp_path / "run", "--iters", "20", "--set", "train.lr=1e30",
-                 "--set", "train.log_every=5") == 2
+    assert (
+        train(dataset_dir, tmp_path / "run", "--iters", "20", "--set", "train.lr=1e30", "--set", "train.log_every=5")
+        == 2
+    )
     line = one_line_error(capsys, "error: training diverged: ")
     assert "mean over iterations 1-5" in line and "no checkpoint had been written" in line
     assert not (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
@@ -335,9 +437,12 @@ def test_validation_refuses_nan_weights(dataset_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(ev, "cached_folder_features", lambda *a, **k: np.zeros((2, 2048)))  # no Inception needed
     write_images(dataset_dir / "valA", 2)
     write_images(dataset_dir / "valB", 2, seed=1)
-    trainer = unpaired.Trainer(tiny_config(dataset_dir, iters=6, log_every=10, save_every=100, val_every=3,
-                                           val_unit="iter"), tmp_path / "run", callbacks=[PoisonWeights(at=2)],
-                               show_progress=False)
+    trainer = unpaired.Trainer(
+        tiny_config(dataset_dir, iters=6, log_every=10, save_every=100, val_every=3, val_unit="iter"),
+        tmp_path / "run",
+        callbacks=[PoisonWeights(at=2)],
+        show_progress=False,
+    )
     with pytest.raises(TrainingDiverged, match="sum over iterations 1-3"):
         trainer.fit()
     assert not (tmp_path / "run" / "checkpoints").exists()  # neither latest.pt nor a NaN best.pt
@@ -359,8 +464,10 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(dataset_dir, tmp_p
 
     monkeypatch.setattr(torch, "save", full_disk_save)
     assert train(dataset_dir, run, "--iters", "4") == 2
-    assert one_line_error(capsys) == (f"error: could not write {run / 'checkpoints' / 'latest.pt'}: No space left on "
-                                      f"device; free space and resume with the same command")
+    assert one_line_error(capsys) == (
+        f"error: could not write {run / 'checkpoints' / 'latest.pt'}: No space left on "
+        f"device; free space and resume with the same command"
+    )
     monkeypatch.undo()
     assert (run / "checkpoints" / "latest.pt").read_bytes() == before
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["latest.pt"]
@@ -375,8 +482,10 @@ def test_disk_full_while_writing_a_sample(dataset_dir, tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
     assert train(dataset_dir, run, "--iters", "2", "--sample-every", "1") == 2
-    assert one_line_error(capsys) == (f"error: could not write {run / 'samples' / 'iter_0000001.png'}: No space left "
-                                      f"on device; free space and resume with the same command")
+    assert one_line_error(capsys) == (
+        f"error: could not write {run / 'samples' / 'iter_0000001.png'}: No space left "
+        f"on device; free space and resume with the same command"
+    )
     assert list((run / "samples").iterdir()) == []
 
 
@@ -417,8 +526,10 @@ def test_disk_full_during_report_and_split_leaves_previous_files(run, tmp_path, 
     monkeypatch.setattr(type(tmp_path), "write_text", full_disk_write_text)
     monkeypatch.setattr(type(tmp_path), "write_bytes", lambda self, data: full_disk_write_text(self, "x"))
     assert main(["report", str(run_dir), "--out", str(tmp_path / "report")]) == 2
-    assert one_line_error(capsys) == (f"error: could not write {tmp_path / 'report' / 'results.md'}: No space left on "
-                                      f"device; free space and resume with the same command")
+    assert one_line_error(capsys) == (
+        f"error: could not write {tmp_path / 'report' / 'results.md'}: No space left on "
+        f"device; free space and resume with the same command"
+    )
     assert (tmp_path / "report" / "results.md").read_text() == before
     assert not [p for p in (tmp_path / "report").iterdir() if p.name.startswith(".")]
     assert main(["data", "split", str(data), "--out", str(tmp_path / "split")]) == 2
@@ -428,7 +539,7 @@ def test_disk_full_during_report_and_split_leaves_previous_files(run, tmp_path, 
 
 # ------------------------------------------------------------------ the catch-all
 def test_unexpected_error_is_one_line_with_a_log(tmp_path, capsys, monkeypatch):
-    import unpaired.cli as cli
+    import unpaired.cli.app as cli
 
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("UNPAIRED_DEBUG", "0")
@@ -454,7 +565,7 @@ def test_unexpected_error_is_one_line_with_a_log(tmp_path, capsys, monkeypatch):
 
 
 def test_interrupt_and_user_errors_keep_their_lines(tmp_path, capsys, monkeypatch):
-    import unpaired.cli as cli
+    import unpaired.cli.app as cli
 
     def interrupted(args):
         raise KeyboardInterrupt
@@ -469,8 +580,25 @@ def test_interrupt_and_user_errors_keep_their_lines(tmp_path, capsys, monkeypatc
 
 def test_impossible_tiles_refused_before_any_image(run, tmp_path, capsys):
     data, run_dir = run
-    assert main(["translate", "--checkpoint", str(run_dir), "--input", str(data / "testA"),
-                 "--output", str(tmp_path / "t"), "--device", "cpu", "--quiet", "--tile", "6"]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run_dir),
+                "--input",
+                str(data / "testA"),
+                "--output",
+                str(tmp_path / "t"),
+                "--device",
+                "cpu",
+                "--quiet",
+                "--tile",
+                "6",
+            ]
+        )
+        == 2
+    )
     assert "tile (6) must be a multiple of 4" in one_line_error(capsys)
     assert not (tmp_path / "t").exists()
 

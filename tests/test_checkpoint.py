@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unpaired import checkpoint as ckpt_io
-from unpaired.outputs import OutputError
+from unpaired.files import OutputError
 
 
 def test_save_atomic_keeps_old_file_on_failure(tmp_path, monkeypatch):

@@ -1,21 +1,26 @@
 """Collapse detection: a generator that ignores its input is flagged, logged, and can stop the run."""
+
 import json
 
 import pytest
 import torch
-
-import unpaired
-from unpaired import checkpoint as ckpt_io
-from unpaired import report, translate
-from unpaired.evaluate import evaluate_run
-from unpaired.metrics.collapse import collapse_stats, discriminator_gap, judge
-from unpaired.models import build_model
-
 from test_evaluation import split_dir  # noqa: F401  (fixture)
 from test_metrics import needs_inception
 
-TINY = {"model.ngf": 8, "model.ndf": 8, "model.n_blocks": 2, "model.nce_layers": [0, 4, 8, 12],
-        "model.projector_dim": 32}
+import unpaired
+from unpaired import checkpoint as ckpt_io
+from unpaired.experiments import report
+from unpaired.inference import evaluation
+from unpaired.methods import build_model
+from unpaired.metrics.collapse import collapse_stats, discriminator_gap, judge
+
+TINY = {
+    "model.ngf": 8,
+    "model.ndf": 8,
+    "model.n_blocks": 2,
+    "model.nce_layers": [0, 4, 8, 12],
+    "model.projector_dim": 32,
+}
 
 
 def test_stats_tell_a_constant_translator_from_a_faithful_one():
@@ -33,7 +38,10 @@ def test_stats_tell_a_constant_translator_from_a_faithful_one():
 
 
 def test_discriminator_gap_for_lsgan_and_logits():
-    assert discriminator_gap({"D_real_mean": 0.97, "D_fake_mean": 0.02}, "lsgan") == {"d_gap": 0.95, "d_saturated": True}
+    assert discriminator_gap({"D_real_mean": 0.97, "D_fake_mean": 0.02}, "lsgan") == {
+        "d_gap": 0.95,
+        "d_saturated": True,
+    }
     assert discriminator_gap({"D_real_mean": 0.6, "D_fake_mean": 0.4}, "lsgan")["d_saturated"] is False
     assert discriminator_gap({"D_real_mean": 6.0, "D_fake_mean": -6.0}, "nonsaturating")["d_saturated"] is True
     assert discriminator_gap({}, "lsgan") is None
@@ -44,8 +52,19 @@ def test_discriminator_gap_for_lsgan_and_logits():
 def test_a_collapsed_run_is_flagged_and_can_stop(split_dir, tmp_path, monkeypatch, capsys, stop):  # noqa: F811
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     # 6 training images: validation at iterations 3 (first epoch: not judged), 6, 9 and 12
-    cfg = unpaired.preset("cut", root=str(split_dir), crop_size=32, num_workers=0, iters=12, log_every=1,
-                          val_every=3, val_unit="iter", sample_every=0, stop_on_collapse=stop, **TINY)
+    cfg = unpaired.preset(
+        "cut",
+        root=str(split_dir),
+        crop_size=32,
+        num_workers=0,
+        iters=12,
+        log_every=1,
+        val_every=3,
+        val_unit="iter",
+        sample_every=0,
+        stop_on_collapse=stop,
+        **TINY,
+    )
     model = build_model(cfg)
     # training goes through forward_with_features; translation (validation) calls the generator itself:
     # make the latter return a blank white image whatever its input
@@ -53,8 +72,11 @@ def test_a_collapsed_run_is_flagged_and_can_stop(split_dir, tmp_path, monkeypatc
     summary = unpaired.Trainer(cfg, tmp_path / "run", model=model, show_progress=False).fit()
     assert summary["collapse"]["collapsed_at"] == 6 and "nearly constant" in summary["collapse"]["reason"]
     assert "collapsed at iteration 6" in capsys.readouterr().err
-    val = [json.loads(line)["val"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-           if '"val"' in line]
+    val = [
+        json.loads(line)["val"]
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"val"' in line
+    ]
     assert val[0]["collapse"]["near_constant_share"] == 1.0
     if stop:
         assert summary["stop_reason"] == "collapsed" and summary["iteration"] == 6
@@ -66,8 +88,17 @@ def test_a_collapsed_run_is_flagged_and_can_stop(split_dir, tmp_path, monkeypatc
 @needs_inception
 def test_a_translator_that_keeps_its_inputs_apart_is_not_flagged(split_dir, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
-    cfg = unpaired.preset("cut", root=str(split_dir), crop_size=32, num_workers=0, iters=6, val_every=1,
-                          sample_every=0, stop_on_collapse=True, **TINY)
+    cfg = unpaired.preset(
+        "cut",
+        root=str(split_dir),
+        crop_size=32,
+        num_workers=0,
+        iters=6,
+        val_every=1,
+        sample_every=0,
+        stop_on_collapse=True,
+        **TINY,
+    )
     model = build_model(cfg)
     model.G.forward = lambda x: x.flip(3)  # stands for a generator that translates each input its own way
     summary = unpaired.Trainer(cfg, tmp_path / "run", model=model, show_progress=False).fit()
@@ -80,15 +111,15 @@ def test_a_run_without_validation_is_flagged_when_scored(split_dir, tmp_path, mo
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     cfg = unpaired.preset("cut", root=str(split_dir), crop_size=32, num_workers=0, iters=2, sample_every=0, **TINY)
     unpaired.Trainer(cfg, tmp_path / "run", show_progress=False).fit()
-    original = translate.generator_from_state
+    original = evaluation.generator_from_state
 
     def blank_generator(state, device="cpu", **kwargs):
         G, c = original(state, device, **kwargs)
         G.forward = lambda x: torch.ones_like(x)
         return G, c
 
-    monkeypatch.setattr(translate, "generator_from_state", blank_generator)
-    result = evaluate_run(tmp_path / "run", split_dir, show_progress=False, ci=False)
+    monkeypatch.setattr(evaluation, "generator_from_state", blank_generator)
+    result = evaluation.evaluate_run(tmp_path / "run", split_dir, show_progress=False, ci=False)
     assert "100% of the test translations are nearly constant" in result["collapse"]["collapsed"]
     assert "looks collapsed" in capsys.readouterr().err
     report.write_report([tmp_path / "run"], tmp_path / "report", compare=False)

@@ -1,6 +1,7 @@
 """Checkpoints, exports and a half-finished run written by unpaired 0.2.0 (tests/fixtures/v0_2_0,
 made by its make_fixtures.py before the package was reorganised) still load, give the same pixels,
 and resume bit-exactly."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,17 @@ def test_a_run_started_by_0_2_0_resumes_bit_exactly(tmp_path):
     expected = json.loads((FIXTURES / "resume_expected.json").read_text())
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "half_run", run)
-    args = ["train", "--data", str(FIXTURES / "data"), "--out", str(run), "--iters", str(expected["iterations"]),
-            "--quiet", *expected["args"]]
+    args = [
+        "train",
+        "--data",
+        str(FIXTURES / "data"),
+        "--out",
+        str(run),
+        "--iters",
+        str(expected["iterations"]),
+        "--quiet",
+        *expected["args"],
+    ]
     assert main(args) == 0
     state = torch.load(run / "checkpoints" / "latest.pt", map_location="cpu", weights_only=False)
     assert state["progress"]["iteration"] == expected["iterations"]

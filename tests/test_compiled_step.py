@@ -1,15 +1,21 @@
 """The compiled training step (torch.compile, inductor on the CPU) computes what the eager step does."""
+
 import pytest
 import torch
 
 import unpaired
 from unpaired.amp import Precision
-from unpaired.models import build_model
-from unpaired.step import build_step
+from unpaired.methods import build_model
+from unpaired.training.step import build_step
 
 # tiny networks: compiling is what this test pays for, on 2 cores about a minute
-TINY = {"model.ngf": 4, "model.ndf": 4, "model.n_blocks": 1, "model.nce_layers": [0, 4, 8, 12],
-        "model.projector_dim": 16}
+TINY = {
+    "model.ngf": 4,
+    "model.ndf": 4,
+    "model.n_blocks": 1,
+    "model.nce_layers": [0, 4, 8, 12],
+    "model.projector_dim": 16,
+}
 
 
 def run(mode, steps=3):
@@ -18,8 +24,13 @@ def run(mode, steps=3):
     model = build_model(cfg)
     # Adam divides by |gradient|: a large epsilon makes the update linear in the gradient, so float
     # rounding in a zero-mean gradient (biases before instance norm) cannot flip an update's sign
-    step = build_step(model, model.make_optimizers(2e-4, (0.5, 0.999), 1.0), Precision("fp32", torch.device("cpu")),
-                      mode, log=lambda line: None)
+    step = build_step(
+        model,
+        model.make_optimizers(2e-4, (0.5, 0.999), 1.0),
+        Precision("fp32", torch.device("cpu")),
+        mode,
+        log=lambda line: None,
+    )
     g = torch.Generator().manual_seed(1)
     batches = [{k: torch.rand(1, 3, 32, 32, generator=g) * 2 - 1 for k in "AB"} for _ in range(steps)]
     torch.manual_seed(2)

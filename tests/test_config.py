@@ -1,6 +1,7 @@
 import pytest
 
-from unpaired.config import Config, ConfigError, diff, parse_override, preset, resolve, set_value
+from unpaired.config import Config, ConfigError, diff, parse_override, resolve, set_value
+from unpaired.methods import preset
 
 
 def test_presets_follow_reference():
@@ -25,13 +26,16 @@ def test_set_value_dotted_and_bare_keys():
     assert cfg.train.lr == 1e-3 and cfg.model.nce_layers == [0, 4]
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("model.nope", 1, "unknown setting"),
-    ("nope", 1, "unknown setting"),
-    ("model.ngf", "wide", "must be an integer"),
-    ("model.nce_idt", 1, "true or false"),
-    ("train.iters", None, None),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("model.nope", 1, "unknown setting"),
+        ("nope", 1, "unknown setting"),
+        ("model.ngf", "wide", "must be an integer"),
+        ("model.nce_idt", 1, "true or false"),
+        ("train.iters", None, None),
+    ],
+)
 def test_set_value_errors(key, value, match):
     cfg = Config()
     if match is None:

@@ -1,11 +1,12 @@
 """The shipped configuration files load and resolve to what they say."""
+
 import json
 from pathlib import Path
 
 import pytest
 
 from unpaired.cli import main
-from unpaired.experiment import load_experiment, row_config
+from unpaired.experiments.experiment import load_experiment, row_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -28,7 +29,11 @@ def test_thesis_table_rows_resolve(scale, tmp_path):
     assert rows["fastcut-focal-g2-a0.25"].model.lambda_nce == 10.0
     assert all(c.train.val_every > 0 for c in rows.values())
     if scale == "full":
-        assert (rows["cut-ce"].train.epochs, rows["cyclegan"].train.epochs, rows["fastcut-ce"].train.epochs) == (200, 100, 150)
+        assert (rows["cut-ce"].train.epochs, rows["cyclegan"].train.epochs, rows["fastcut-ce"].train.epochs) == (
+            200,
+            100,
+            150,
+        )
         assert rows["cut-ce"].data.crop_size == 256
     else:
         assert all(c.data.crop_size == 64 and c.model.ngf == 16 and c.data.load_size == 72 for c in rows.values())

@@ -3,15 +3,15 @@ import math
 import random
 
 import torch
+from conftest import TINY_NETS
 
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
-from unpaired.config import preset, resolve
-from unpaired.models import build_model, param_counts
+from unpaired.config import resolve
+from unpaired.inference.generator import load_generator
+from unpaired.methods import build_model, preset
+from unpaired.models import param_counts
 from unpaired.models.cyclegan import ImagePool
-from unpaired.translate import load_generator
-
-from conftest import TINY_NETS
 
 FAST = ["--size", "32", "--num-workers", "0", "--quiet", "--sample-every", "0", "--set", "train.log_every=1"]
 

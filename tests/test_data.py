@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import write_images
 from PIL import Image
 
 from unpaired.data import EpochBatchSampler, ImageError, UnalignedDataset, load_image
-
-from conftest import write_images
 
 
 def make(root, channels=3, crop=32, n_epochs=2):
@@ -19,7 +18,7 @@ def crops(path, channels, load, crop):
     full = torch.from_numpy(arr)
     for y in range(load - crop + 1):
         for x in range(load - crop + 1):
-            window = full[:, y:y + crop, x:x + crop]
+            window = full[:, y : y + crop, x : x + crop]
             yield window
             yield window.flip(-1)
 
@@ -60,7 +59,7 @@ def test_modes_convert(tmp_path):
     # a fully transparent image becomes white, not the colour hidden under the alpha
     Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(tmp_path / "clear.png")
     assert np.asarray(load_image(tmp_path / "clear.png")).min() == 255
-    arr = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    arr = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     Image.fromarray(arr).save(tmp_path / "deep.png")
     deep = np.asarray(load_image(tmp_path / "deep.png", 1))
     assert deep.max() == round(63000 / 65535 * 255) and deep.min() == 0  # scaled, not clipped at 255

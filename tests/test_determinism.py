@@ -1,4 +1,5 @@
 """The same command gives the same weights in every process (CPU); train.deterministic reaches PyTorch."""
+
 import hashlib
 import os
 import subprocess
@@ -7,12 +8,11 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY, TINY_NETS
 
 import unpaired
 from unpaired import devices
 from unpaired.nets.padding import reflect_pad_by_concat
-
-from conftest import TINY, TINY_NETS
 
 
 def test_vector_math_is_settled_before_the_first_parallel_op(monkeypatch):
@@ -42,11 +42,36 @@ def test_same_command_same_weights_in_every_process(dataset_dir, tmp_path):
         burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             run = tmp_path / f"run{i}"
-            res = subprocess.run([sys.executable, "-m", "unpaired", "train", "--model", "cut", "--data",
-                                  str(dataset_dir), "--out", str(run), "--size", "32", "--num-workers", "0",
-                                  "--device", "cpu", "--iters", "3", "--quiet", "--sample-every", "0", *TINY_NETS],
-                                 capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": hashseed},
-                                 timeout=300)
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "unpaired",
+                    "train",
+                    "--model",
+                    "cut",
+                    "--data",
+                    str(dataset_dir),
+                    "--out",
+                    str(run),
+                    "--size",
+                    "32",
+                    "--num-workers",
+                    "0",
+                    "--device",
+                    "cpu",
+                    "--iters",
+                    "3",
+                    "--quiet",
+                    "--sample-every",
+                    "0",
+                    *TINY_NETS,
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": hashseed},
+                timeout=300,
+            )
         finally:
             if burner is not None:
                 burner.kill()
@@ -59,8 +84,12 @@ class TorchSettings(unpaired.Callback):
     """What the training step runs under: PyTorch's determinism settings at the start of fit()."""
 
     def on_fit_start(self, trainer):
-        self.seen = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-                     torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        self.seen = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic,
+            os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        )
 
 
 def test_deterministic_flag_reaches_torch_and_changes_nothing_on_cpu(dataset_dir, tmp_path, monkeypatch):
@@ -71,8 +100,17 @@ def test_deterministic_flag_reaches_torch_and_changes_nothing_on_cpu(dataset_dir
     runs, seen = {}, {}
     try:
         for flag in (False, True):
-            cfg = unpaired.preset("cut", root=str(dataset_dir), crop_size=32, num_workers=0, iters=2,
-                                  sample_every=0, device="cpu", deterministic=flag, **TINY)
+            cfg = unpaired.preset(
+                "cut",
+                root=str(dataset_dir),
+                crop_size=32,
+                num_workers=0,
+                iters=2,
+                sample_every=0,
+                device="cpu",
+                deterministic=flag,
+                **TINY,
+            )
             settings = TorchSettings()
             runs[flag] = tmp_path / f"deterministic_{flag}"
             unpaired.Trainer(cfg, runs[flag], callbacks=[settings], show_progress=False).fit()

@@ -1,4 +1,5 @@
 """torchrun with 2 CPU processes (gloo) makes the same update as one process with their two images."""
+
 import json
 import os
 import shutil
@@ -7,17 +8,30 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY_NETS
 
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
 
-from conftest import TINY_NETS
-
 # Adam divides by |gradient|: a parameter whose true gradient is 0 (a conv bias before instance
 # norm) gets +-lr steps from rounding noise of either sign. A large epsilon makes the update linear
 # in the gradient, so the comparison tests the gradients each setup averages, to float tolerance.
-ARGS = ["--size", "32", "--num-workers", "0", "--quiet", "--sample-every", "0", "--iters", "2",
-        "--set", "train.log_every=1", "--set", "train.adam_eps=1.0", *TINY_NETS]
+ARGS = [
+    "--size",
+    "32",
+    "--num-workers",
+    "0",
+    "--quiet",
+    "--sample-every",
+    "0",
+    "--iters",
+    "2",
+    "--set",
+    "train.log_every=1",
+    "--set",
+    "train.adam_eps=1.0",
+    *TINY_NETS,
+]
 
 
 @pytest.mark.parametrize("model", ["cut", "cyclegan"])
@@ -26,13 +40,53 @@ def test_two_processes_equal_one_process_with_both_images(dataset_dir, tmp_path,
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this Python")
     one, two = tmp_path / "one", tmp_path / "two"
-    extra = ARGS if model == "cut" else ARGS[:-len(TINY_NETS)] + TINY_NETS[:6]  # no PatchNCE options
-    assert main(["train", "--model", model, "--data", str(dataset_dir), "--out", str(one), "--batch-size", "2",
-                 "--device", "cpu", *extra]) == 0
+    extra = ARGS if model == "cut" else ARGS[: -len(TINY_NETS)] + TINY_NETS[:6]  # no PatchNCE options
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                model,
+                "--data",
+                str(dataset_dir),
+                "--out",
+                str(one),
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+                *extra,
+            ]
+        )
+        == 0
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "unpaired", "train",
-                          "--model", model, "--data", str(dataset_dir), "--out", str(two), "--batch-size", "1",
-                          "--device", "cpu", *extra], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "unpaired",
+            "train",
+            "--model",
+            model,
+            "--data",
+            str(dataset_dir),
+            "--out",
+            str(two),
+            "--batch-size",
+            "1",
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = ckpt_io.load(one), ckpt_io.load(two)
     assert a["progress"] == b["progress"] == {"epoch": 0, "batch": 2, "iteration": 2}

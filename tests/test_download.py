@@ -44,9 +44,24 @@ def sha(path):
 
 def test_maps_archive_end_to_end(maps_archive, tmp_path):
     out = tmp_path / "maps"
-    assert main(["data", "download", "maps", "--archive", str(maps_archive), "--out", str(out),
-                 "--sha256", sha(maps_archive)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "download",
+                "maps",
+                "--archive",
+                str(maps_archive),
+                "--out",
+                str(out),
+                "--sha256",
+                sha(maps_archive),
+            ]
+        )
+        == 0
+    )
     import json
+
     m = json.loads((out / "manifest.json").read_text())
     assert m["counts"] == {"trainA": 5, "trainB": 5, "valA": 2, "valB": 2, "testA": 4, "testB": 4}
     assert m["provenance"]["archive_sha256"] == sha(maps_archive) and m["origin"]["test"] == "source val/"
@@ -62,7 +77,9 @@ def test_corrupted_archive_rejected(maps_archive, tmp_path, capsys):
     data[len(data) // 2] ^= 0xFF
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(bytes(data))
-    assert main(["data", "download", "maps", "--archive", str(bad), "--out", str(tmp_path / "o"), "--sha256", good]) == 2
+    assert (
+        main(["data", "download", "maps", "--archive", str(bad), "--out", str(tmp_path / "o"), "--sha256", good]) == 2
+    )
     err = capsys.readouterr().err
     assert "checksum mismatch" in err and str(bad) in err
     assert main(["data", "download", "maps", "--archive", str(bad), "--out", str(tmp_path / "o")]) == 2
@@ -78,10 +95,33 @@ def test_official_checksum_enforced_for_known_archives(tmp_path, capsys):
                 f.writestr(f"horse2zebra/{d}/{i}.jpg", jpeg_bytes(32, 32, seed=i))
     assert main(["data", "download", "horse2zebra", "--archive", str(z), "--out", str(tmp_path / "o")]) == 2
     assert "not the official archive" in capsys.readouterr().err
-    assert main(["data", "download", "horse2zebra", "--archive", str(z), "--out", str(tmp_path / "o"),
-                 "--sha256", sha(z), "--val", "0.34"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "download",
+                "horse2zebra",
+                "--archive",
+                str(z),
+                "--out",
+                str(tmp_path / "o"),
+                "--sha256",
+                sha(z),
+                "--val",
+                "0.34",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "manifest.json", "testA", "testB", "trainA", "trainB", "valA", "valB"]
+        "manifest.json",
+        "testA",
+        "testB",
+        "trainA",
+        "trainB",
+        "valA",
+        "valB",
+    ]
 
 
 def test_offline_download_fails_fast_with_advice(tmp_path, monkeypatch, capsys):

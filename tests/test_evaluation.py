@@ -1,4 +1,5 @@
 """Validation during training, `evaluate run`, `profile` and `report` on a tiny CUT run."""
+
 import csv
 import json
 import re
@@ -6,16 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_images
 from PIL import Image
+from test_metrics import needs_inception
 
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
 from unpaired.evaluate import run_features
 from unpaired.metrics.fid import fid_from_features
 from unpaired.metrics.paired import pair_metrics
-
-from conftest import write_images
-from test_metrics import needs_inception
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,37 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
     runs = []
     for model in ("cut", "fastcut-focal"):
         run = tmp_path / model
-        assert main(["train", "--model", model, "--data", str(split_dir), "--out", str(run), "--size", "32",
-                     "--iters", "9", "--val-every", "1", "--val-unit", "epoch", "--num-workers", "0", "--quiet",
-                     "--sample-every", "3", "--set", "train.log_every=1", "--set", "model.ngf=16"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--model",
+                    model,
+                    "--data",
+                    str(split_dir),
+                    "--out",
+                    str(run),
+                    "--size",
+                    "32",
+                    "--iters",
+                    "9",
+                    "--val-every",
+                    "1",
+                    "--val-unit",
+                    "epoch",
+                    "--num-workers",
+                    "0",
+                    "--quiet",
+                    "--sample-every",
+                    "3",
+                    "--set",
+                    "train.log_every=1",
+                    "--set",
+                    "model.ngf=16",
+                ]
+            )
+            == 0
+        )
         runs.append(run)
     capsys.readouterr()
     run = runs[0]
@@ -73,8 +101,12 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
         # the translations' Inception features, and where the real ones come from: FID without Inception
         feats = np.load(r / "eval" / "test_features.npy")
         assert feats.shape == (5, 2048) and feats.dtype == np.float32
-        assert result["features"]["real"] == {"dir": str((split_dir / "testB").resolve()), "size": 32,
-                                              "limit": None, "n": 5}
+        assert result["features"]["real"] == {
+            "dir": str((split_dir / "testB").resolve()),
+            "size": 32,
+            "limit": None,
+            "n": 5,
+        }
         real, fake_feats = run_features(r, "test")
         assert fid_from_features(real, fake_feats) == pytest.approx(result["fid"], rel=1e-4)
     assert main(["evaluate", "run", str(runs[0]), "--data", str(split_dir), "--device", "cpu"]) == 0
@@ -107,8 +139,25 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
 
 
 def test_profile_json(capsys):
-    assert main(["profile", "--model", "fastcut", "--size", "32", "--iters", "2", "--warmup", "1", "--json",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                "fastcut",
+                "--size",
+                "32",
+                "--iters",
+                "2",
+                "--warmup",
+                "1",
+                "--json",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["sec_per_iter"] > 0 and 0 < r["peak_memory_bytes"] <= r["peak_memory_oneoff_bytes"]
     assert r["params"] == {"G": 11_378_179, "D": 2_764_737, "F": 560_384}
@@ -116,8 +165,29 @@ def test_profile_json(capsys):
 
 def test_evaluate_run_without_split_explained(tmp_path, capsys, split_dir):
     run = tmp_path / "r"
-    assert main(["train", "--model", "fastcut", "--data", str(split_dir), "--out", str(run), "--size", "32",
-                 "--iters", "1", "--num-workers", "0", "--quiet", "--set", "model.ngf=8"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "fastcut",
+                "--data",
+                str(split_dir),
+                "--out",
+                str(run),
+                "--size",
+                "32",
+                "--iters",
+                "1",
+                "--num-workers",
+                "0",
+                "--quiet",
+                "--set",
+                "model.ngf=8",
+            ]
+        )
+        == 0
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["evaluate", "run", str(run), "--data", str(empty)]) == 2

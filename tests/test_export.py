@@ -1,4 +1,5 @@
 """unpaired export: safetensors, TorchScript and ONNX files that translate as the run does."""
+
 import json
 import sys
 
@@ -10,18 +11,21 @@ from PIL import Image
 import unpaired
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
-from unpaired.config import preset, resolve
-from unpaired.export import export_generator, read_metadata, with_two_pass_norms
-from unpaired.models import build_model
+from unpaired.config import resolve
+from unpaired.inference.artifacts import read_metadata
+from unpaired.inference.export import export_generator, with_two_pass_norms
+from unpaired.methods import build_model, preset
 from unpaired.nets.stylegan2 import NoiseInjection
-from unpaired.translate import pad_to_multiple
+from unpaired.tiling import pad_to_multiple
 
 METHODS = ["cut", "fastcut", "cyclegan", "sincut"]
 # small widths keep the suite fast; the architecture (layers, norms, resampling, noise) is the real one
-TINY = {"cut": {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "projector_dim": 32},
-        "fastcut": {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "projector_dim": 32},
-        "cyclegan": {"ngf": 8, "ndf": 8, "n_blocks": 2},
-        "sincut": {"ngf": 4, "n_blocks": 4, "projector_dim": 32}}
+TINY = {
+    "cut": {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "projector_dim": 32},
+    "fastcut": {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "projector_dim": 32},
+    "cyclegan": {"ngf": 8, "ndf": 8, "n_blocks": 2},
+    "sincut": {"ngf": 4, "n_blocks": 4, "projector_dim": 32},
+}
 SIZES = [(256, 256), (211, 317)]  # (H, W): 256x256 and 317x211, the second padded as translate pads
 
 
@@ -34,7 +38,9 @@ def has_onnx() -> bool:
     return True
 
 
-needs_onnx = pytest.mark.skipif(not has_onnx(), reason="onnx/onnxruntime not installed (pip install 'unpaired[export]')")
+needs_onnx = pytest.mark.skipif(
+    not has_onnx(), reason="onnx/onnxruntime not installed (pip install 'unpaired[export]')"
+)
 
 
 def make_checkpoint(method: str, path, iteration: int = 37):
@@ -46,8 +52,15 @@ def make_checkpoint(method: str, path, iteration: int = 37):
     for m in model.modules():  # SinCUT's noise weights start at 0: make the noise matter
         if isinstance(m, NoiseInjection):
             m.weight.data.fill_(0.5)
-    ckpt_io.save_atomic({"format": ckpt_io.FORMAT_VERSION, "config": cfg.to_dict(), "model": model.state_dict(),
-                         "progress": {"epoch": 1, "batch": 0, "iteration": iteration}}, path)
+    ckpt_io.save_atomic(
+        {
+            "format": ckpt_io.FORMAT_VERSION,
+            "config": cfg.to_dict(),
+            "model": model.state_dict(),
+            "progress": {"epoch": 1, "batch": 0, "iteration": iteration},
+        },
+        path,
+    )
     return path
 
 
@@ -86,8 +99,11 @@ def run_raw(kind: str, path, x: torch.Tensor, multiple: int) -> torch.Tensor:
     else:
         import onnxruntime as ort
 
-        y = torch.from_numpy(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                             .run(["output"], {"image": xp.numpy()})[0])
+        y = torch.from_numpy(
+            ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["output"], {"image": xp.numpy()})[
+                0
+            ]
+        )
     return y[..., :h, :w]
 
 
@@ -118,13 +134,17 @@ def test_description_and_translator_info(checkpoints, exports):
     for (method, fmt), path in exports.items():
         meta = read_metadata(path)
         assert meta["method"] == method and meta["iterations"] == 37 and meta["channels"] == {"in": 3, "out": 3}
-        assert meta["input_multiple"] == (2 if method == "sincut" else 4) and meta["origin_input"] == (method == "sincut")
+        assert meta["input_multiple"] == (2 if method == "sincut" else 4) and meta["origin_input"] == (
+            method == "sincut"
+        )
         assert meta["train_size"] == resolve(preset(method)).data.crop_size
         assert meta["package_version"] == unpaired.__version__
         assert meta["normalisation"]["layers"] == ("none" if method == "sincut" else "instance")
         info = unpaired.load(path, device="cpu").info
         run_info = unpaired.load(checkpoints[method], device="cpu").info
-        assert keys <= set(info) and {k: info[k] for k in keys - {"source"}} == {k: run_info[k] for k in keys - {"source"}}
+        assert keys <= set(info) and {k: info[k] for k in keys - {"source"}} == {
+            k: run_info[k] for k in keys - {"source"}
+        }
         assert info["format"] == fmt and run_info["format"] == "checkpoint" and info["source"] == str(path)
     assert unpaired.load(exports["fastcut", "safetensors"], device="cpu").info["display_name"] == "FastCUT"
 
@@ -136,11 +156,28 @@ def test_translate_cli_reads_exports(checkpoints, exports, tmp_path):
     for i, (h, w) in enumerate([(64, 64), (45, 77)]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(src / f"{i}.png")
     outs = {}
-    for name, path in [("run", checkpoints["cut"]), ("safetensors", exports["cut", "safetensors"]),
-                       ("torchscript", exports["cut", "torchscript"])] + (
-                          [("onnx", exports["cut", "onnx"])] if has_onnx() else []):
-        assert main(["translate", "--checkpoint", str(path), "--input", str(src), "--output", str(tmp_path / name),
-                     "--device", "cpu", "--quiet"]) == 0
+    for name, path in [
+        ("run", checkpoints["cut"]),
+        ("safetensors", exports["cut", "safetensors"]),
+        ("torchscript", exports["cut", "torchscript"]),
+    ] + ([("onnx", exports["cut", "onnx"])] if has_onnx() else []):
+        assert (
+            main(
+                [
+                    "translate",
+                    "--checkpoint",
+                    str(path),
+                    "--input",
+                    str(src),
+                    "--output",
+                    str(tmp_path / name),
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         outs[name] = [np.asarray(Image.open(tmp_path / name / f"{i}.png"), dtype=int) for i in range(2)]
     for name, images in outs.items():
         for a, b in zip(images, outs["run"]):
@@ -168,8 +205,16 @@ def test_onnx_instance_norm_keeps_digits_where_means_are_large(tmp_path):
     norm = with_two_pass_norms(torch.nn.Sequential(torch.nn.InstanceNorm2d(2)))
     assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in norm.modules())
     path = tmp_path / "norm.onnx"
-    torch.onnx.export(norm, (torch.rand(1, 2, 16, 16),), str(path), dynamo=False, opset_version=17,
-                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {2: "h", 3: "w"}})
+    torch.onnx.export(
+        norm,
+        (torch.rand(1, 2, 16, 16),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {2: "h", 3: "w"}},
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(1, 2, 256, 256, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.01 + 1
     exact = torch.nn.functional.instance_norm(x, eps=1e-5)
@@ -178,7 +223,7 @@ def test_onnx_instance_norm_keeps_digits_where_means_are_large(tmp_path):
 
 
 def test_failed_check_leaves_no_file(checkpoints, tmp_path, monkeypatch, capsys):
-    import unpaired.export as export
+    import unpaired.inference.export as export
 
     monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # no export can pass
     out = tmp_path / "g.safetensors"
@@ -192,18 +237,49 @@ def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatc
     assert main(["export", str(checkpoints["sincut"]), "--format", "torchscript", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "SinCUT (sincut, 37 iterations" in text and "multiples of 2" in text and "checked against PyTorch" in text
-    assert main(["export", str(checkpoints["cut"]), "--out", str(tmp_path / "j.safetensors"), "--json", "--no-check"]) == 0
+    assert (
+        main(["export", str(checkpoints["cut"]), "--out", str(tmp_path / "j.safetensors"), "--json", "--no-check"]) == 0
+    )
     meta = json.loads(capsys.readouterr().out)
     assert meta["method"] == "cut" and "check" not in meta
     # a safetensors file that no export wrote
     from safetensors.torch import save_file
+
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    assert main(["translate", "--checkpoint", str(tmp_path / "other.safetensors"), "--input", str(tmp_path),
-                 "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path / "other.safetensors"),
+                "--input",
+                str(tmp_path),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "has no unpaired description" in capsys.readouterr().err
     # traced exports run in fp32 only: said, not silently ignored
-    assert main(["translate", "--checkpoint", str(out), "--input", str(tmp_path), "--output", str(tmp_path / "o"),
-                 "--precision", "bf16", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(out),
+                "--input",
+                str(tmp_path),
+                "--output",
+                str(tmp_path / "o"),
+                "--precision",
+                "bf16",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "runs in fp32 only" in capsys.readouterr().err
     # without the optional packages: one line saying what to install
     monkeypatch.setitem(sys.modules, "onnx", None)
@@ -217,7 +293,7 @@ def readme_export_example() -> str:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text[text.index("## Export"):]
+    section = text[text.index("## Export") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

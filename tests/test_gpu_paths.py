@@ -1,12 +1,13 @@
 """Device-path bugs that a CPU-only machine can still catch: which device collectives use, where a
 restored CycleGAN image pool lands, and precisions a device cannot train in."""
+
 import pytest
 import torch
 
-from unpaired import distributed
 from unpaired.amp import Precision
 from unpaired.config import ConfigError
 from unpaired.models.cyclegan import ImagePool
+from unpaired.training import distributed
 
 
 def test_collectives_use_cuda_tensors_under_nccl(monkeypatch):

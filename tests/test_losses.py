@@ -3,12 +3,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from unpaired.config import build_config
-from unpaired.losses import GANLoss, PatchNCELoss
-from unpaired.models import build_model
-
 from conftest import TINY
+
+from unpaired.losses import GANLoss, PatchNCELoss
+from unpaired.methods import build_config, build_model
 
 
 def rand_features(b, p, c, seed=0, dtype=torch.float64):
@@ -22,8 +20,11 @@ def naive_logits(q, k, b, i, tau, negatives):
     """Logits of query (b, i): the positive first, then every negative key (the paper's formula),
     plus the reference's masked self-similarity entry, a constant -10 / tau."""
     B, P, _ = q.shape
-    pairs = [(b, j) for j in range(P) if j != i] if negatives == "image" else \
-        [(bb, j) for bb in range(B) for j in range(P) if (bb, j) != (b, i)]
+    pairs = (
+        [(b, j) for j in range(P) if j != i]
+        if negatives == "image"
+        else [(bb, j) for bb in range(B) for j in range(P) if (bb, j) != (b, i)]
+    )
     pos = float(q[b, i] @ k[b, i]) / tau
     return [pos] + [float(q[b, i] @ k[bb, j]) / tau for bb, j in pairs] + [-10.0 / tau]
 
@@ -108,7 +109,7 @@ def test_bad_arguments_raise():
 def test_gan_losses_match_formulas():
     x = torch.tensor([[-2.0, 0.3], [1.5, 4.0]])
     torch.testing.assert_close(GANLoss("lsgan")(x, True), ((x - 1) ** 2).mean())
-    torch.testing.assert_close(GANLoss("lsgan")(x, False), (x ** 2).mean())
+    torch.testing.assert_close(GANLoss("lsgan")(x, False), (x**2).mean())
     sig = torch.sigmoid(x)
     torch.testing.assert_close(GANLoss("vanilla")(x, True), (-torch.log(sig)).mean())
     torch.testing.assert_close(GANLoss("vanilla")(x, False), (-torch.log(1 - sig)).mean())

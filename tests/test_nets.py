@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from unpaired.config import preset
-from unpaired.models import build_model
+from unpaired.methods import build_model, preset
 from unpaired.nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator
 from unpaired.nets.blurpool import Downsample, Upsample
 
@@ -28,11 +27,11 @@ def test_five_nce_taps_at_256():
     with torch.no_grad():
         feats = G.encode(torch.randn(1, 3, 256, 256), [0, 4, 8, 12, 16])
     assert [tuple(f.shape) for f in feats] == [
-        (1, 3, 262, 262),     # reflect-padded input
-        (1, 128, 256, 256),   # 64->128 conv, full resolution
-        (1, 256, 128, 128),   # 128->256 conv, half resolution
-        (1, 256, 64, 64),     # first residual block
-        (1, 256, 64, 64),     # fifth residual block
+        (1, 3, 262, 262),  # reflect-padded input
+        (1, 128, 256, 256),  # 64->128 conv, full resolution
+        (1, 256, 128, 128),  # 128->256 conv, half resolution
+        (1, 256, 64, 64),  # first residual block
+        (1, 256, 64, 64),  # fifth residual block
     ]
 
 
@@ -74,9 +73,9 @@ def test_blurpool_shapes_and_constant_preservation():
 
 def test_blurpool_filters_are_binomial():
     f = Downsample(1).filt[0, 0]
-    torch.testing.assert_close(f, torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]]) / 16)
+    torch.testing.assert_close(f, torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16)
     u = Upsample(1).filt[0, 0]
-    a = torch.tensor([1., 3., 3., 1.])
+    a = torch.tensor([1.0, 3.0, 3.0, 1.0])
     torch.testing.assert_close(u, (a[:, None] * a[None, :]) / 64 * 4)
 
 
@@ -107,8 +106,8 @@ def test_forward_features_equal_separate_encoding():
     out, feats = G.forward_with_features(x, [0, 4, 8, 12, 16])
     torch.testing.assert_close(out, G(x))
     for i in range(2):
-        for f, g in zip(feats, G.encode(x[i:i + 1], [0, 4, 8, 12, 16])):
-            torch.testing.assert_close(f[i:i + 1], g, rtol=1e-4, atol=1e-4)  # float rounding only
+        for f, g in zip(feats, G.encode(x[i : i + 1], [0, 4, 8, 12, 16])):
+            torch.testing.assert_close(f[i : i + 1], g, rtol=1e-4, atol=1e-4)  # float rounding only
 
 
 def test_patchnce_gradient_is_per_image():
@@ -131,7 +130,7 @@ def test_patchnce_gradient_is_per_image():
         with torch.no_grad():
             keys = model.G.encode(ks, cfg.model.nce_layers)
         torch.manual_seed(5)  # same patch locations in both calls
-        g, = torch.autograd.grad(model.nce(keys, xs, False), xs)
+        (g,) = torch.autograd.grad(model.nce(keys, xs, False), xs)
         return g
 
     both, first = grad(x, k), grad(x[:1], k[:1])

@@ -1,4 +1,5 @@
 """SinCUT's eval-mode noise: a deterministic, stateless function of absolute pixel coordinates."""
+
 import threading
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 
 from unpaired.nets.noise import coordinate_noise, hash_coordinates
 from unpaired.nets.stylegan2 import NoiseInjection, StyleGAN2Generator
-from unpaired.translate import translate_tiled
+from unpaired.tiling import translate_tiled
 
 
 def test_noise_is_standard_normal_and_uncorrelated():
@@ -15,11 +16,11 @@ def test_noise_is_standard_normal_and_uncorrelated():
     assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
     assert abs(float(((z - z.mean()) ** 4).mean()) - 3) < 0.1  # normal kurtosis, not uniform's 1.8
     for dy, dx in ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (0, 64), (64, 0)):
-        a, b = z[:512 - dy, :512 - dx].flatten().numpy(), z[dy:, dx:].flatten().numpy()
+        a, b = z[: 512 - dy, : 512 - dx].flatten().numpy(), z[dy:, dx:].flatten().numpy()
         assert abs(np.corrcoef(a, b)[0, 1]) < 0.01, (dy, dx)
     # the hash gives every pixel of the field its own value
     h = hash_coordinates(torch.arange(512)[:, None], torch.arange(512)[None, :], 0)
-    assert h.unique().numel() == 512 * 512 and int(h.min()) >= 0 and int(h.max()) < 2 ** 31
+    assert h.unique().numel() == 512 * 512 and int(h.min()) >= 0 and int(h.max()) < 2**31
 
 
 def test_noise_depends_only_on_absolute_position_and_seed():

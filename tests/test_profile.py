@@ -3,18 +3,18 @@
 Sizes are tiny and nothing here checks a timing (the machine may be shared): only that the figures
 exist, are consistent with each other, and that the FLOP counter agrees with counts made by hand.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from conftest import TINY_NETS
 
 from unpaired.cli import main
 from unpaired.methods import method_names
-from unpaired.metrics import profile as prof
-
-from conftest import TINY_NETS
+from unpaired.training import profile as prof
 
 TINY = {  # small networks per family; the exact architecture is not what is tested here
     "cut": ["--set", "model.ngf=8", "--set", "model.ndf=8", *TINY_NETS[4:]],
@@ -26,8 +26,29 @@ MODELS = ["cut", "fastcut", "cut-focal", "fastcut-focal", "sincut", "sincut-foca
 
 def run_profile(capsys, model: str, *extra: str) -> dict:
     family = "sincut" if model.startswith("sincut") else "cyclegan" if model == "cyclegan" else "cut"
-    assert main(["profile", "--model", model, "--size", "32", "--batch-size", "2", "--iters", "2", "--warmup", "1",
-                 "--device", "cpu", "--json", *TINY[family], *extra]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                model,
+                "--size",
+                "32",
+                "--batch-size",
+                "2",
+                "--iters",
+                "2",
+                "--warmup",
+                "1",
+                "--device",
+                "cpu",
+                "--json",
+                *TINY[family],
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads(capsys.readouterr().out)
 
 
@@ -55,13 +76,53 @@ def test_peak_tflops_flag_compile_flag_and_human_line(capsys):
     assert r["compile"] == "off" and r["peak_tflops"] == 0.5 and r["peak_tflops_source"] == "--peak-tflops"
     assert r["peak_fraction"] == pytest.approx(r["tflops_per_sec"] / 0.5)
     family = TINY["cut"]
-    assert main(["profile", "--model", "fastcut", "--size", "32", "--batch-size", "2", "--iters", "1", "--warmup", "1",
-                 "--device", "cpu", "--peak-tflops", "0.5", *family]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                "fastcut",
+                "--size",
+                "32",
+                "--batch-size",
+                "2",
+                "--iters",
+                "1",
+                "--warmup",
+                "1",
+                "--device",
+                "cpu",
+                "--peak-tflops",
+                "0.5",
+                *family,
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out
     for part in ("s/iter", "images/s", "steady", "one-off", "GFLOP/iter", "TFLOP/s", "% of 0.5 TFLOP/s"):
         assert part in line, (part, line)
-    assert main(["profile", "--model", "fastcut", "--size", "32", "--iters", "1", "--warmup", "0", "--device", "cpu",
-                 "--no-flops", "--json", *family]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                "fastcut",
+                "--size",
+                "32",
+                "--iters",
+                "1",
+                "--warmup",
+                "0",
+                "--device",
+                "cpu",
+                "--no-flops",
+                "--json",
+                *family,
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["flops"] is None and r["tflops_per_sec"] is None
 
@@ -151,16 +212,20 @@ def test_memory_meter_bookkeeping_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: fake.reserved)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", fake.reset)
     meter = prof.MemoryMeter(torch.device("cuda"))
-    fake.alloc(10)              # weights
-    fake.alloc(90); fake.alloc(-90)     # warm-up iteration: algorithm search, first allocations
+    fake.alloc(10)  # weights
+    fake.alloc(90)
+    fake.alloc(-90)  # warm-up iteration: algorithm search, first allocations
     meter.sample()
     meter.start_steady()
     for _ in range(3):
-        fake.alloc(40); fake.alloc(-40)  # a training iteration
+        fake.alloc(40)
+        fake.alloc(-40)  # a training iteration
         meter.sample()
-    fake.alloc(500); fake.alloc(-500)    # validation: kept out of the steady figure
+    fake.alloc(500)
+    fake.alloc(-500)  # validation: kept out of the steady figure
     meter.skip()
-    fake.alloc(45); fake.alloc(-45)
+    fake.alloc(45)
+    fake.alloc(-45)
     meter.sample()
     assert meter.steady_bytes() == 55 and meter.oneoff_bytes() == 510 and meter.reserved_bytes() == 610
     assert prof.MemoryMeter(torch.device("cuda")).steady_bytes() is None
@@ -171,8 +236,8 @@ def test_memory_meter_on_cpu_reads_the_current_rss():
     meter.sample()
     assert meter.steady_bytes() is None
     meter.start_steady()
-    keep = torch.ones(64, 2 ** 20, dtype=torch.uint8)  # 64 MiB touched
+    keep = torch.ones(64, 2**20, dtype=torch.uint8)  # 64 MiB touched
     meter.sample()
     rss = prof.current_rss_bytes()
-    assert rss is not None and meter.steady_bytes() >= 64 * 2 ** 20 and keep.sum() > 0
+    assert rss is not None and meter.steady_bytes() >= 64 * 2**20 and keep.sum() > 0
     assert meter.steady_bytes() <= meter.oneoff_bytes() and meter.reserved_bytes() is None

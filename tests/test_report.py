@@ -1,5 +1,6 @@
 """The report of an experiment with seeds: per-row mean ± std over seeds, and paired comparisons of
 rows that differ only in their loss settings, computed from the runs' saved features."""
+
 import json
 from pathlib import Path
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from unpaired import evaluate, report
-from unpaired.config import preset
+from unpaired.experiments import report
+from unpaired.methods import preset
 from unpaired.metrics.fid import fid_from_features
 from unpaired.metrics.uncertainty import paired_difference
 
@@ -17,12 +18,33 @@ def _fake_run(folder: Path, name: str, seed: int, fid: float, kid: float) -> Pat
     cfg = preset(name, seed=seed)
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
-    (folder / "summary.json").write_text(json.dumps({"iteration": 10, "total_iterations": 10, "sec_per_iter": 0.5,
-                                                     "device": "cpu", "collapse": {"collapsed_at": None}}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "iteration": 10,
+                "total_iterations": 10,
+                "sec_per_iter": 0.5,
+                "device": "cpu",
+                "collapse": {"collapsed_at": None},
+            }
+        )
+    )
     (folder / "eval").mkdir()
-    (folder / "eval" / "test.json").write_text(json.dumps(
-        {"fid": fid, "kid": kid, "kid_std": 0.01, "checkpoint": "best.pt", "iteration": 10, "n_fake": 6,
-         "fid_ci": {"low": fid - 5, "high": fid + 5}, "real_dir": str(folder), "inputs": []}))
+    (folder / "eval" / "test.json").write_text(
+        json.dumps(
+            {
+                "fid": fid,
+                "kid": kid,
+                "kid_std": 0.01,
+                "checkpoint": "best.pt",
+                "iteration": 10,
+                "n_fake": 6,
+                "fid_ci": {"low": fid - 5, "high": fid + 5},
+                "real_dir": str(folder),
+                "inputs": [],
+            }
+        )
+    )
     return folder
 
 
@@ -38,7 +60,7 @@ def experiment(tmp_path, monkeypatch):
             d = _fake_run(tmp_path / row / f"seed{seed}", name, seed, fid_from_features(real, fake), 0.1 * shift)
             feats[d.resolve()] = fake
             rows[row].append(d)
-    monkeypatch.setattr(evaluate, "run_features", lambda run_dir, split="test": (real, feats[Path(run_dir).resolve()]))
+    monkeypatch.setattr(report, "run_features", lambda run_dir, split="test": (real, feats[Path(run_dir).resolve()]))
     return rows, real, feats
 
 
@@ -54,8 +76,12 @@ def test_seed_rows_and_comparison(tmp_path, experiment):
     assert len(comparisons) == 1
     c = comparisons[0]
     assert (c["a"], c["b"], c["differs_in"]) == ("cut-ce", "cut-focal", ["model.focal_alpha", "model.focal_gamma"])
-    expected = paired_difference({s: feats[rows["cut-ce"][s].resolve()] for s in range(3)},
-                                 {s: feats[rows["cut-focal"][s].resolve()] for s in range(3)}, real, metric="fid")
+    expected = paired_difference(
+        {s: feats[rows["cut-ce"][s].resolve()] for s in range(3)},
+        {s: feats[rows["cut-focal"][s].resolve()] for s in range(3)},
+        real,
+        metric="fid",
+    )
     assert c["fid"]["difference"] == pytest.approx(expected["difference"]) and c["fid"]["verdict"] == "better"
     assert c["fid"]["ci"] == pytest.approx(list(expected["ci"]))
     assert "| cut-focal vs cut-ce | model.focal_alpha, model.focal_gamma | 0, 1, 2 |" in md

@@ -1,10 +1,12 @@
 """Robust image loading: every file either loads as an 8-bit RGB/L image or raises ImageError naming it."""
+
 import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -12,8 +14,6 @@ from PIL import Image
 from unpaired.cli import main
 from unpaired.data import ImageError, SingleImageDataset, load_image
 from unpaired.data.datasets import Augment, augment
-
-from conftest import write_images
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 AUG = Augment(load_size=36, crop_size=32, flip=True)
@@ -27,8 +27,11 @@ def check_tensor(im, channels):
 
 
 @SETTINGS
-@given(data=st.binary(max_size=2048), ext=st.sampled_from([".png", ".jpg", ".gif", ".bmp", ".tif", ".webp", ".txt"]),
-       channels=st.sampled_from([1, 3]))
+@given(
+    data=st.binary(max_size=2048),
+    ext=st.sampled_from([".png", ".jpg", ".gif", ".bmp", ".tif", ".webp", ".txt"]),
+    channels=st.sampled_from([1, 3]),
+)
 def test_random_bytes_never_crash(tmp_path, data, ext, channels):
     path = tmp_path / f"file{ext}"
     path.write_bytes(data)
@@ -59,14 +62,36 @@ def test_truncated_and_garbled_files_raise_image_error(tmp_path, fmt, noise):
         assert str(path) in str(e)
 
 
-MODES_FORMATS = [("1", "PNG"), ("L", "PNG"), ("P", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"),
-                 ("I;16", "PNG"), ("I", "TIFF"), ("F", "TIFF"), ("CMYK", "JPEG"), ("CMYK", "TIFF"), ("L", "JPEG"),
-                 ("RGB", "JPEG"), ("RGB", "BMP"), ("P", "GIF"), ("RGB", "WEBP"), ("RGBA", "WEBP"), ("YCbCr", "JPEG")]
+MODES_FORMATS = [
+    ("1", "PNG"),
+    ("L", "PNG"),
+    ("P", "PNG"),
+    ("RGB", "PNG"),
+    ("RGBA", "PNG"),
+    ("LA", "PNG"),
+    ("I;16", "PNG"),
+    ("I", "TIFF"),
+    ("F", "TIFF"),
+    ("CMYK", "JPEG"),
+    ("CMYK", "TIFF"),
+    ("L", "JPEG"),
+    ("RGB", "JPEG"),
+    ("RGB", "BMP"),
+    ("P", "GIF"),
+    ("RGB", "WEBP"),
+    ("RGBA", "WEBP"),
+    ("YCbCr", "JPEG"),
+]
 
 
 @SETTINGS
-@given(mode_format=st.sampled_from(MODES_FORMATS), w=st.integers(1, 300), h=st.integers(1, 300),
-       channels=st.sampled_from([1, 3]), seed=st.integers(0, 2 ** 16))
+@given(
+    mode_format=st.sampled_from(MODES_FORMATS),
+    w=st.integers(1, 300),
+    h=st.integers(1, 300),
+    channels=st.sampled_from([1, 3]),
+    seed=st.integers(0, 2**16),
+)
 def test_valid_images_of_every_mode_and_size_load(tmp_path, mode_format, w, h, channels, seed):
     mode, fmt = mode_format
     rng = np.random.default_rng(seed)
@@ -117,12 +142,35 @@ def test_training_skips_corrupt_files_and_reports_each_once(tmp_path, capsys):
     data = tmp_path / "data"
     write_images(data / "trainA", 19, size=(40, 40), seed=1)
     write_images(data / "trainB", 19, size=(40, 40), seed=2)
-    (data / "trainA" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")   # 1 of 20 = 5%
+    (data / "trainA" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")  # 1 of 20 = 5%
     (data / "trainB" / "empty.png").write_bytes(b"")
     run = tmp_path / "run"
-    args = ["train", "--model", "fastcut", "--data", str(data), "--out", str(run), "--size", "32", "--quiet",
-            "--num-workers", "2", "--sample-every", "0", "--iters", "40", "--set", "model.ngf=8",
-            "--set", "model.n_blocks=1", "--set", "model.ndf=8", "--set", "model.nce_layers=[0,4,8]"]
+    args = [
+        "train",
+        "--model",
+        "fastcut",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--size",
+        "32",
+        "--quiet",
+        "--num-workers",
+        "2",
+        "--sample-every",
+        "0",
+        "--iters",
+        "40",
+        "--set",
+        "model.ngf=8",
+        "--set",
+        "model.n_blocks=1",
+        "--set",
+        "model.ndf=8",
+        "--set",
+        "model.nce_layers=[0,4,8]",
+    ]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err.count("broken.jpg") == 1 and err.count("empty.png") == 1  # 2 epochs, both files hit, each reported once
@@ -137,9 +185,35 @@ def test_images_smaller_than_crop_warn_once(tmp_path, capsys):
     data = tmp_path / "data"
     write_images(data / "trainA", 3, size=(20, 12), seed=1)
     write_images(data / "trainB", 3, size=(64, 64), seed=2)
-    assert main(["train", "--model", "fastcut", "--data", str(data), "--out", str(tmp_path / "r"), "--size", "32",
-                 "--quiet", "--num-workers", "0", "--sample-every", "0", "--iters", "4", "--set", "model.ngf=8",
-                 "--set", "model.n_blocks=1", "--set", "model.nce_layers=[0,4,8]"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "fastcut",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "r"),
+                "--size",
+                "32",
+                "--quiet",
+                "--num-workers",
+                "0",
+                "--sample-every",
+                "0",
+                "--iters",
+                "4",
+                "--set",
+                "model.ngf=8",
+                "--set",
+                "model.n_blocks=1",
+                "--set",
+                "model.nce_layers=[0,4,8]",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().err.count("smaller than the 32 px crop") == 1
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["images_smaller_than_crop"] == 3
 
@@ -156,10 +230,10 @@ def test_single_image_sampling(tmp_path):
     for it in range(40):
         x, boxes = ds.crops("A", np.random.default_rng(it))
         w, h = boxes[0][2], boxes[0][3]
-        assert all(b[2:] == (w, h) for b in boxes)               # one zoom per minibatch
-        assert 100 - 1 <= w <= 300 and 66 - 1 <= h <= 200         # zoom in [1/3, 1] per axis
+        assert all(b[2:] == (w, h) for b in boxes)  # one zoom per minibatch
+        assert 100 - 1 <= w <= 300 and 66 - 1 <= h <= 200  # zoom in [1/3, 1] per axis
         cells = {(b[0] // 32, b[1] // 32) for b in boxes}
-        assert len(cells) == min(8, (w // 32) * (h // 32))        # different places while there are enough
+        assert len(cells) == min(8, (w // 32) * (h // 32))  # different places while there are enough
         sizes.add((w, h))
     assert len(sizes) > 30
     Image.new("RGB", (20, 20)).save(tmp_path / "tiny.png")

@@ -1,4 +1,5 @@
 """Several training seeds per experiment row or sweep trial (--seeds), on tiny CPU settings."""
+
 import csv
 import json
 import re
@@ -8,18 +9,26 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from unpaired.cli import main
-from unpaired.config import ConfigError
-from unpaired.experiment import load_experiment, row_config
-from unpaired.report import group_runs, load_run
-
 from test_evaluation import split_dir  # noqa: F401  (fixture)
 from test_metrics import needs_inception
 
-TINY = {"data.crop_size": 32, "model.ngf": 8, "model.ndf": 8, "model.n_blocks": 2, "model.nce_layers": [0, 4, 8, 12],
-        "model.projector_dim": 32, "data.num_workers": 0, "train.epochs": 1, "train.epochs_decay": 1,
-        "train.val_every": 1}
+from unpaired.cli import main
+from unpaired.config import ConfigError
+from unpaired.experiments.experiment import load_experiment, row_config
+from unpaired.experiments.report import group_runs, load_run
+
+TINY = {
+    "data.crop_size": 32,
+    "model.ngf": 8,
+    "model.ndf": 8,
+    "model.n_blocks": 2,
+    "model.nce_layers": [0, 4, 8, 12],
+    "model.projector_dim": 32,
+    "data.num_workers": 0,
+    "train.epochs": 1,
+    "train.epochs_decay": 1,
+    "train.val_every": 1,
+}
 ROWS = [{"name": "cut", "model": "cut"}, {"name": "focal", "model": "cut-focal", "set": {"model.focal_gamma": 3.0}}]
 
 
@@ -69,14 +78,28 @@ def test_experiment_with_seeds(split_dir, tmp_path, monkeypatch, capsys, one_thr
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     exp = write_experiment(tmp_path / "exp.yaml")
     out = tmp_path / "out"
-    base = ["experiment", str(exp), "--data", str(split_dir), "--out", str(out), "--scale", "tiny", "--device", "cpu",
-            "--quiet"]
+    base = [
+        "experiment",
+        str(exp),
+        "--data",
+        str(split_dir),
+        "--out",
+        str(out),
+        "--scale",
+        "tiny",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main(base + ["--seeds", "0", "1"]) == 0
     captured = capsys.readouterr()
     progress = [line for line in captured.err.splitlines() if re.match(r"\[\d/4\] ", line)]
     assert [line for line in progress if line.endswith(": training")] == [
-        "[1/4] cut seed 0: training", "[2/4] cut seed 1: training", "[3/4] focal seed 0: training",
-        "[4/4] focal seed 1: training"]
+        "[1/4] cut seed 0: training",
+        "[2/4] cut seed 1: training",
+        "[3/4] focal seed 0: training",
+        "[4/4] focal seed 1: training",
+    ]
     runs = {(row, k): out / row / f"seed{k}" for row in ("cut", "focal") for k in (0, 1)}
     for (row, k), run in runs.items():
         cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -97,13 +120,35 @@ def test_experiment_with_seeds(split_dir, tmp_path, monkeypatch, capsys, one_thr
 
     # one seed of a row == a plain `unpaired train --seed 1` with the row's settings
     plain = tmp_path / "plain"
-    sets = [a for k, v in {**TINY, "model.focal_gamma": 3.0}.items()
-            for a in ("--set", f"{k}={json.dumps(v).replace(' ', '')}")]
-    assert main(["train", "--model", "cut-focal", "--data", str(split_dir), "--out", str(plain), "--seed", "1",
-                 "--device", "cpu", "--quiet", *sets]) == 0
+    sets = [
+        a
+        for k, v in {**TINY, "model.focal_gamma": 3.0}.items()
+        for a in ("--set", f"{k}={json.dumps(v).replace(' ', '')}")
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cut-focal",
+                "--data",
+                str(split_dir),
+                "--out",
+                str(plain),
+                "--seed",
+                "1",
+                "--device",
+                "cpu",
+                "--quiet",
+                *sets,
+            ]
+        )
+        == 0
+    )
     assert same(weights(plain), weights(runs["focal", 1]))
     assert yaml.safe_load((plain / "config.yaml").read_text()) == yaml.safe_load(
-        (runs["focal", 1] / "config.yaml").read_text())
+        (runs["focal", 1] / "config.yaml").read_text()
+    )
 
     # rerun: every run is skipped; the file's seeds: act as the flag, and the flag wins over them
     capsys.readouterr()
@@ -122,8 +167,31 @@ def test_experiment_with_seeds(split_dir, tmp_path, monkeypatch, capsys, one_thr
 
     # --jobs 2: one process per (row, seed), the same weights and scores as one after the other
     out2 = tmp_path / "out2"
-    assert main(["experiment", str(exp), "--data", str(split_dir), "--out", str(out2), "--scale", "tiny",
-                 "--device", "cpu", "--quiet", "--seeds", "0", "1", "--only", "cut", "--jobs", "2"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                str(exp),
+                "--data",
+                str(split_dir),
+                "--out",
+                str(out2),
+                "--scale",
+                "tiny",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--seeds",
+                "0",
+                "1",
+                "--only",
+                "cut",
+                "--jobs",
+                "2",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert re.search(r"^cut seed 0: ok, ", err, re.M) and re.search(r"^cut seed 1: ok, ", err, re.M)
     for k in (0, 1):
@@ -131,8 +199,10 @@ def test_experiment_with_seeds(split_dir, tmp_path, monkeypatch, capsys, one_thr
         log = (run / "experiment.log").read_text()
         assert f"--only cut --seeds {k} " in log and "OMP_NUM_THREADS=1)" in log
         assert same(weights(run), weights(runs["cut", k]))
-        assert json.loads((run / "eval" / "test.json").read_text())["fid"] == \
-            json.loads((runs["cut", k] / "eval" / "test.json").read_text())["fid"]
+        assert (
+            json.loads((run / "eval" / "test.json").read_text())["fid"]
+            == json.loads((runs["cut", k] / "eval" / "test.json").read_text())["fid"]
+        )
     assert [r["run"] for r in csv.DictReader(open(out2 / "report" / "results.csv"))] == ["cut/seed0", "cut/seed1"]
 
 
@@ -141,10 +211,25 @@ def test_sweep_with_seeds(split_dir, tmp_path, monkeypatch, one_thread):  # noqa
     pytest.importorskip("optuna")
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "sweep"
-    sets = [a for k, v in {**TINY, "train.device": "cpu"}.items() if k != "train.val_every"
-            for a in ("--set", f"{k}={json.dumps(v).replace(' ', '')}")]
-    cmd = ["sweep", "--model", "cut-focal", "--data", str(split_dir), "--out", str(out), "--param", "focal_gamma=2",
-           "--quiet", *sets]
+    sets = [
+        a
+        for k, v in {**TINY, "train.device": "cpu"}.items()
+        if k != "train.val_every"
+        for a in ("--set", f"{k}={json.dumps(v).replace(' ', '')}")
+    ]
+    cmd = [
+        "sweep",
+        "--model",
+        "cut-focal",
+        "--data",
+        str(split_dir),
+        "--out",
+        str(out),
+        "--param",
+        "focal_gamma=2",
+        "--quiet",
+        *sets,
+    ]
     assert main(cmd + ["--seeds", "0", "1"]) == 0
     trial_dir = out / "trials" / "focal_gamma=2"
     best_val, test_fid = [], []
@@ -173,7 +258,9 @@ def test_sweep_with_seeds(split_dir, tmp_path, monkeypatch, one_thread):  # noqa
     import optuna
 
     [frozen] = optuna.load_study(study_name=result["study"], storage=result["storage"]).get_trials()
-    val0 = [json.loads(line) for line in (trial_dir / "seed0" / "metrics.jsonl").read_text().splitlines() if '"val"' in line]
+    val0 = [
+        json.loads(line) for line in (trial_dir / "seed0" / "metrics.jsonl").read_text().splitlines() if '"val"' in line
+    ]
     assert frozen.intermediate_values == {v["iter"]: v["val"]["fid"] for v in val0} and len(val0) == 2
     # the study remembers its seeds: continuing it with others is refused
     assert main(cmd + ["--seeds", "0"]) == 2

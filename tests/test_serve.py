@@ -1,4 +1,5 @@
 """`unpaired serve`: the HTTP API and page against a real server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import base64
@@ -21,10 +22,10 @@ from PIL import Image
 import unpaired
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
-from unpaired.config import ConfigError, preset, resolve
+from unpaired.config import ConfigError, resolve
 from unpaired.data.images import ImageError, load_image
-from unpaired.models import build_model
-from unpaired.serve import make_server
+from unpaired.inference.serve import make_server
+from unpaired.methods import build_model, preset
 
 ITERATIONS = 7  # recorded in the tiny checkpoint; the page must show it
 
@@ -37,9 +38,15 @@ def tiny_run(tmp_path_factory) -> Path:
     cfg.model.ngf, cfg.model.ndf, cfg.model.n_blocks = 8, 8, 2
     cfg.data.crop_size = 32
     model = build_model(cfg)
-    ckpt_io.save_atomic({"format": ckpt_io.FORMAT_VERSION, "config": cfg.to_dict(), "model": model.state_dict(),
-                         "progress": {"epoch": 1, "batch": 0, "iteration": ITERATIONS}},
-                        run / "checkpoints" / "latest.pt")
+    ckpt_io.save_atomic(
+        {
+            "format": ckpt_io.FORMAT_VERSION,
+            "config": cfg.to_dict(),
+            "model": model.state_dict(),
+            "progress": {"epoch": 1, "batch": 0, "iteration": ITERATIONS},
+        },
+        run / "checkpoints" / "latest.pt",
+    )
     return run
 
 
@@ -74,17 +81,25 @@ def request(server, method: str, path: str, body: bytes | None = None, headers: 
 
 
 def post_image(server, data: bytes, name: str, query: str = ""):
-    return request(server, "POST", "/api/translate" + query, data,
-                   {"Content-Type": "application/octet-stream", "X-Filename": name})
+    return request(
+        server, "POST", "/api/translate" + query, data, {"Content-Type": "application/octet-stream", "X-Filename": name}
+    )
 
 
 def post_form(server, data: bytes, name: str | None):
     boundary = uuid.uuid4().hex
     filename = "" if name is None else f'; filename="{name}"'
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"{filename}\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return request(server, "POST", "/api/translate", body,
-                   {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"{filename}\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return request(
+        server, "POST", "/api/translate", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
 
 
 def random_image(path: Path, size, mode="RGB", seed=0) -> Path:
@@ -126,8 +141,23 @@ def test_answers_match_the_translate_command(server, tiny_run, tmp_path):
     random_image(src / "cut-out.png", (20, 17), "RGBA", seed=1)
     random_image(src / "gray.png", (16, 24), "L", seed=2)
     Image.open(random_image(tmp_path / "p.png", (30, 22), seed=3)).save(src / "photo.jpg", quality=80)
-    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(src), "--output", str(tmp_path / "out"),
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tiny_run),
+                "--input",
+                str(src),
+                "--output",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     for name in ("cut-out.png", "gray.png", "photo.jpg"):
         status, _, body = post_image(server, (src / name).read_bytes(), name)
         written = Image.open(tmp_path / "out" / (Path(name).stem + ".png"))
@@ -160,8 +190,11 @@ def test_too_large_files(translator, tmp_path, monkeypatch):
     try:
         status, _, body = post_image(srv, big.read_bytes(), "big.png")
         assert status == 413
-        assert re.fullmatch(r"cannot read image big\.png: too large \(0\.0 MB; this server accepts files up to "
-                            r"0\.000976562 MB, see unpaired serve --max-upload-mb\)", json.loads(body)["error"])
+        assert re.fullmatch(
+            r"cannot read image big\.png: too large \(0\.0 MB; this server accepts files up to "
+            r"0\.000976562 MB, see unpaired serve --max-upload-mb\)",
+            json.loads(body)["error"],
+        )
         # more pixels than Pillow decodes (a decompression bomb): the loader's own message
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # refused above 2 x 100 pixels
         small = random_image(tmp_path / "small.png", (20, 15))
@@ -204,8 +237,14 @@ def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
 
     class Described:
         channels, config, device, source = 3, None, "cpu", "model.safetensors"
-        info = {"method": "fastcut", "display_name": "FastCUT", "iterations": 1234, "source": "x/model.safetensors",
-                "input_multiple": 4, "channels": 3}
+        info = {
+            "method": "fastcut",
+            "display_name": "FastCUT",
+            "iterations": 1234,
+            "source": "x/model.safetensors",
+            "input_multiple": 4,
+            "channels": 3,
+        }
 
         def translate_image(self, im):
             return translator.translate_image(im)
@@ -219,7 +258,7 @@ def test_a_translator_that_describes_itself_is_shown_as_it_says(translator):
 
 
 def test_a_checkpoint_file_is_named_after_its_run(tiny_run):
-    from unpaired.serve import model_info
+    from unpaired.inference.serve import model_info
 
     info = model_info(unpaired.load(tiny_run / "checkpoints" / "latest.pt", device="cpu"))
     assert (info["name"], info["iterations"]) == ("tiny-run (latest.pt)", ITERATIONS)
@@ -237,8 +276,14 @@ def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run, sigint_ignored):
     # sigint_ignored: started like `unpaired serve RUN &` from a script, which inherits SIGINT ignored
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-    proc = subprocess.Popen([sys.executable, "-m", "unpaired", "serve", str(tiny_run), "--port", "0", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unpaired", "serve", str(tiny_run), "--port", "0", "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=ignore,
+    )
     try:
         first, second = proc.stdout.readline(), proc.stdout.readline()
         assert first.startswith(f"serving tiny-run (CUT, {ITERATIONS} iterations) on cpu"), first

@@ -8,12 +8,27 @@ from PIL import Image
 
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
-from unpaired.config import preset, resolve
-from unpaired.models import build_model
+from unpaired.config import resolve
+from unpaired.methods import build_model, preset
 from unpaired.nets.stylegan2 import EqualConv2d, NoiseInjection, StyleGAN2Discriminator, StyleGAN2Generator
 
-TINY = ["--size", "32", "--batch-size", "2", "--set", "model.ngf=4", "--set", "model.ndf=4",
-        "--set", "model.d_tile_size=16", "--num-workers", "0", "--quiet", "--set", "train.log_every=1"]
+TINY = [
+    "--size",
+    "32",
+    "--batch-size",
+    "2",
+    "--set",
+    "model.ngf=4",
+    "--set",
+    "model.ndf=4",
+    "--set",
+    "model.d_tile_size=16",
+    "--num-workers",
+    "0",
+    "--quiet",
+    "--set",
+    "train.log_every=1",
+]
 
 
 def test_preset_follows_reference_and_thesis():
@@ -21,7 +36,12 @@ def test_preset_follows_reference_and_thesis():
     m = c.model
     assert (m.generator, m.discriminator, m.ngf, m.ndf, m.g_downsampling) == ("stylegan2", "stylegan2", 10, 8, 1)
     assert (m.gan_mode, m.lambda_nce, m.nce_layers, m.num_patches, m.nce_negatives) == (
-        "nonsaturating", 4.0, [0, 2, 4], 1, "batch")
+        "nonsaturating",
+        4.0,
+        [0, 2, 4],
+        1,
+        "batch",
+    )
     assert (m.lambda_r1, m.lambda_identity, m.nce_idt) == (1.0, 1.0, True)
     assert (c.train.lr, c.train.beta1, c.train.beta2) == (2e-3, 0.0, 0.99)
     assert (c.data.crop_size, c.data.batch_size, m.d_tile_size, c.data.zoom_max) == (128, 16, 64, 3.0)
@@ -71,7 +91,7 @@ def test_r1_penalty_matches_formula():
     model.cfg.d_tile_size = 0
     x = torch.randn(5, 3, 8, 8, requires_grad=True)
     r1 = model.r1_penalty(model.discriminate(x), x)
-    assert float(r1) == pytest.approx(0.5 * 1.0 * float((w ** 2).sum()), rel=1e-5)
+    assert float(r1) == pytest.approx(0.5 * 1.0 * float((w**2).sum()), rel=1e-5)
 
 
 def single_images(tmp_path):
@@ -89,16 +109,45 @@ def single_images(tmp_path):
 def test_sincut_trains_samples_full_resolution_and_resumes_exactly(tmp_path):
     data = single_images(tmp_path)
     straight, resumed = tmp_path / "s", tmp_path / "r"
-    assert main(["train", "--model", "sincut", "--data", str(data), "--out", str(straight), "--iters", "4",
-                 "--sample-every", "2", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "sincut",
+                "--data",
+                str(data),
+                "--out",
+                str(straight),
+                "--iters",
+                "4",
+                "--sample-every",
+                "2",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     losses = [json.loads(line)["loss"] for line in (straight / "metrics.jsonl").read_text().splitlines()]
     assert {"D_R1", "idt", "NCE", "NCE_Y", "G_GAN"} <= set(losses[0])
     assert all(math.isfinite(v) for entry in losses for v in entry.values())
     sample = Image.open(straight / "samples" / "iter_0000004.png")
     assert sample.size == (3 * 96, 80)  # real_A | fake_B | real_B at image A's full resolution
     # --image-a/--image-b instead of --data, and exact resume (the noise RNG is in the checkpoint)
-    args = ["train", "--model", "sincut", "--image-a", str(data / "trainA" / "A.png"), "--image-b",
-            str(data / "trainB" / "B.png"), "--out", str(resumed), "--sample-every", "2", *TINY]
+    args = [
+        "train",
+        "--model",
+        "sincut",
+        "--image-a",
+        str(data / "trainA" / "A.png"),
+        "--image-b",
+        str(data / "trainB" / "B.png"),
+        "--out",
+        str(resumed),
+        "--sample-every",
+        "2",
+        *TINY,
+    ]
     assert main(args + ["--iters", "2"]) == 0 and main(args + ["--iters", "4"]) == 0
     a, b = ckpt_io.load(straight), ckpt_io.load(resumed)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
@@ -109,6 +158,10 @@ def test_single_image_folder_errors(tmp_path, capsys):
     Image.new("RGB", (64, 64)).save(data / "trainA" / "second.png")
     assert main(["train", "--model", "sincut", "--data", str(data), "--out", str(tmp_path / "x"), *TINY]) == 2
     assert "exactly one image" in capsys.readouterr().err
-    assert main(["train", "--model", "sincut", "--data", str(data), "--out", str(tmp_path / "y"),
-                 "--val-every", "1", *TINY]) == 2
+    assert (
+        main(
+            ["train", "--model", "sincut", "--data", str(data), "--out", str(tmp_path / "y"), "--val-every", "1", *TINY]
+        )
+        == 2
+    )
     assert "val split" in capsys.readouterr().err

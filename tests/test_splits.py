@@ -2,12 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, write_images
 from PIL import Image
 
 from unpaired.cli import main
 from unpaired.data.splits import SplitError, split_dataset
-
-from conftest import SHARED_DATA, write_images
 
 P2O = SHARED_DATA / "people2outline"
 
@@ -30,10 +29,10 @@ def test_people2outline_split(tmp_path):
     by_split = {s: {v for k, v in src.items() if k.startswith(s)} for s in ("train", "val", "test")}
     assert not (by_split["train"] & by_split["val"]) and not (by_split["train"] & by_split["test"])
     assert not (by_split["val"] & by_split["test"])
-    assert all(v.startswith("test/") for v in by_split["test"])     # the source's test split is kept
+    assert all(v.startswith("test/") for v in by_split["test"])  # the source's test split is kept
     train_a = {v for k, v in src.items() if k.startswith("trainA/")}
     train_b = {v for k, v in src.items() if k.startswith("trainB/")}
-    assert not (train_a & train_b)                                   # truly unpaired training set
+    assert not (train_a & train_b)  # truly unpaired training set
     assert names(out / "valA") == names(out / "valB") and names(out / "testA") == names(out / "testB")
     # A = colour photos, B = black-on-white outline drawings (saturation ~0)
     for split in ("train", "val", "test"):
@@ -51,7 +50,7 @@ def make_pairs(folder, n, size=(64, 32), seed=0):
     for i in range(n):
         arr = np.zeros((size[1], size[0], 3), np.uint8)
         arr[:, : size[0] // 2, 0] = rng.integers(150, 256)
-        arr[:, size[0] // 2:, 2] = rng.integers(150, 256)
+        arr[:, size[0] // 2 :, 2] = rng.integers(150, 256)
         Image.fromarray(arr).save(folder / f"{i + 1}.jpg", quality=95)
 
 
@@ -67,7 +66,7 @@ def test_pix2pix_val_becomes_test_and_rerun_rules(tmp_path):
     b = np.asarray(Image.open(next((out / "trainB").iterdir())))
     assert a.shape == (32, 32, 3) and a[..., 0].mean() > 100 > a[..., 2].mean()
     assert b[..., 2].mean() > 100 > b[..., 0].mean()
-    assert split_dataset([tmp_path / "maps"], out, val=0.2) == (m, False)   # same request: nothing to do
+    assert split_dataset([tmp_path / "maps"], out, val=0.2) == (m, False)  # same request: nothing to do
     with pytest.raises(SplitError, match="different split"):
         split_dataset([tmp_path / "maps"], out, val=0.2, seed=1)
     m2, written = split_dataset([tmp_path / "maps"], out, val=0.2, seed=1, force=True)

@@ -1,5 +1,6 @@
 """A 4-trial grid sweep on tiny settings: trials complete or are pruned, a killed worker's trial is
 retried after a restart against the same storage, and the best trial gets a test score."""
+
 import json
 import math
 import os
@@ -10,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from test_evaluation import split_dir  # noqa: F401  (fixture)
 from test_metrics import needs_inception
 
@@ -35,12 +35,45 @@ def median_rule_step(values: dict[int, float], completed: list) -> int | None:
 @needs_inception
 def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F811
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "unpaired", "sweep", "--model", "cut-focal", "--data", str(split_dir),
-           "--out", str(out), "--param", "focal_gamma=0,2", "--param", "focal_alpha=0.5,1.0",
-           "--heartbeat", "1", "--quiet",
-           "--set", "data.crop_size=32", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=2",
-           "--set", "model.nce_layers=[0,4,8,12]", "--set", "model.projector_dim=32", "--set", "data.num_workers=0",
-           "--set", "train.epochs=2", "--set", "train.epochs_decay=1", "--set", "train.save_every=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "unpaired",
+        "sweep",
+        "--model",
+        "cut-focal",
+        "--data",
+        str(split_dir),
+        "--out",
+        str(out),
+        "--param",
+        "focal_gamma=0,2",
+        "--param",
+        "focal_alpha=0.5,1.0",
+        "--heartbeat",
+        "1",
+        "--quiet",
+        "--set",
+        "data.crop_size=32",
+        "--set",
+        "model.ngf=8",
+        "--set",
+        "model.ndf=8",
+        "--set",
+        "model.n_blocks=2",
+        "--set",
+        "model.nce_layers=[0,4,8,12]",
+        "--set",
+        "model.projector_dim=32",
+        "--set",
+        "data.num_workers=0",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.epochs_decay=1",
+        "--set",
+        "train.save_every=2",
+    ]
     env = {**os.environ, "UNPAIRED_CACHE": str(tmp_path / "cache")}
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     deadline = time.time() + 240
@@ -83,12 +116,45 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(split_dir, tmp_path
 
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "sweep"
-    assert main(["sweep", "--model", "fastcut", "--data", str(split_dir), "--out", str(out),
-                 "--param", "lr=0.0002,1e30", "--quiet",
-                 "--set", "data.crop_size=32", "--set", "model.ngf=8", "--set", "model.ndf=8",
-                 "--set", "model.n_blocks=2", "--set", "model.nce_layers=[0,4,8,12]",
-                 "--set", "model.projector_dim=32", "--set", "data.num_workers=0", "--set", "train.iters=4",
-                 "--set", "train.epochs=1", "--set", "train.epochs_decay=0", "--set", "train.log_every=2"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--model",
+                "fastcut",
+                "--data",
+                str(split_dir),
+                "--out",
+                str(out),
+                "--param",
+                "lr=0.0002,1e30",
+                "--quiet",
+                "--set",
+                "data.crop_size=32",
+                "--set",
+                "model.ngf=8",
+                "--set",
+                "model.ndf=8",
+                "--set",
+                "model.n_blocks=2",
+                "--set",
+                "model.nce_layers=[0,4,8,12]",
+                "--set",
+                "model.projector_dim=32",
+                "--set",
+                "data.num_workers=0",
+                "--set",
+                "train.iters=4",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "train.epochs_decay=0",
+                "--set",
+                "train.log_every=2",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "sweep.json").read_text())
     by_lr = {str(t["params"]["lr"]): t for t in result["trials"]}  # as written on the command line
     assert by_lr["1e30"]["state"] == "DIVERGED" and "training diverged" in by_lr["1e30"]["diverged"]

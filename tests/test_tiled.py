@@ -5,7 +5,7 @@ from PIL import Image
 
 from unpaired.cli import main
 from unpaired.nets.stylegan2 import NoiseInjection, StyleGAN2Generator
-from unpaired.translate import translate_any, translate_tiled
+from unpaired.tiling import translate_any, translate_tiled
 
 
 def test_blending_is_exact_for_identity():
@@ -32,19 +32,40 @@ def test_tiled_equals_untiled_for_sincut_generator():
 
 
 def test_translate_cli_forces_tiles(tmp_path):
-    from unpaired.config import preset, resolve
-    from unpaired.models import build_model
     from unpaired import checkpoint as ckpt_io
+    from unpaired.config import resolve
+    from unpaired.methods import build_model, preset
 
     cfg = resolve(preset("sincut"))
     cfg.model.ngf = 4
     model = build_model(cfg)
-    ckpt_io.save_atomic({"format": 1, "config": cfg.to_dict(), "model": model.state_dict(),
-                         "progress": {"epoch": 0, "batch": 0, "iteration": 0}}, tmp_path / "c.pt")
+    ckpt_io.save_atomic(
+        {
+            "format": 1,
+            "config": cfg.to_dict(),
+            "model": model.state_dict(),
+            "progress": {"epoch": 0, "batch": 0, "iteration": 0},
+        },
+        tmp_path / "c.pt",
+    )
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 230, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     for extra, out in ((["--tile", "64", "--overlap", "24"], "t"), ([], "u")):
-        assert main(["translate", "--checkpoint", str(tmp_path / "c.pt"), "--input", str(tmp_path / "a.png"),
-                     "--output", str(tmp_path / out), "--quiet", *extra]) == 0
+        assert (
+            main(
+                [
+                    "translate",
+                    "--checkpoint",
+                    str(tmp_path / "c.pt"),
+                    "--input",
+                    str(tmp_path / "a.png"),
+                    "--output",
+                    str(tmp_path / out),
+                    "--quiet",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         assert Image.open(tmp_path / out / "a.png").size == (230, 150)
     t = np.asarray(Image.open(tmp_path / "t" / "a.png"), dtype=float)
     u = np.asarray(Image.open(tmp_path / "u" / "a.png"), dtype=float)

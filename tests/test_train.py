@@ -8,12 +8,11 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_NETS
 
 from unpaired import checkpoint as ckpt_io
 from unpaired.cli import main
-from unpaired.translate import load_generator
-
-from conftest import TINY_NETS
+from unpaired.inference.generator import load_generator
 
 FAST = ["--size", "32", "--num-workers", "0", "--quiet", "--sample-every", "0"]
 
@@ -50,10 +49,13 @@ def logged(run):
     return [(r["iter"], r["lr"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
 
 
-@pytest.mark.parametrize("model, precision, workers", [
-    ("fastcut", "fp32", (0, 0, 0, 0)),
-    ("cut", "bf16", (2, 1, 2, 0)),  # loader processes of the straight run, then of each resumed piece
-])
+@pytest.mark.parametrize(
+    "model, precision, workers",
+    [
+        ("fastcut", "fp32", (0, 0, 0, 0)),
+        ("cut", "bf16", (2, 1, 2, 0)),  # loader processes of the straight run, then of each resumed piece
+    ],
+)
 def test_exact_resume_is_bit_identical(dataset_dir, tmp_path, model, precision, workers):
     """9 iterations straight, and 2 + 3 + 4 with two resumes, give the same weights, optimizer
     states, learning rates and logged losses. 5 A images at batch 2 are 3 batches per epoch; with 1
@@ -61,8 +63,19 @@ def test_exact_resume_is_bit_identical(dataset_dir, tmp_path, model, precision, 
     iteration 3: the first LR step, and images resized straight to the crop) and the second across
     the next LR step (after iteration 6), down to LR 0 at the end."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    args = ["--batch-size", "2", "--epochs", "1", "--epochs-decay", "2", "--precision", precision,
-            "--set", "train.log_every=1", *TINY_NETS]
+    args = [
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--epochs-decay",
+        "2",
+        "--precision",
+        precision,
+        "--set",
+        "train.log_every=1",
+        *TINY_NETS,
+    ]
     assert train(dataset_dir, straight, model, "--iters", "9", "--num-workers", str(workers[0]), *args) == 0
     for stop, n, progress in ((2, workers[1], (0, 2)), (5, workers[2], (1, 2)), (9, workers[3], (3, 0))):
         assert train(dataset_dir, resumed, model, "--iters", str(stop), "--num-workers", str(n), *args) == 0
@@ -110,9 +123,32 @@ def test_grayscale_end_to_end(dataset_dir, tmp_path):
 
 def test_samples_and_tensorboard_written(dataset_dir, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "--model", "fastcut", "--data", str(dataset_dir), "--out", str(run), "--size", "32",
-                 "--num-workers", "1", "--quiet", "--iters", "4", "--sample-every", "2", *TINY_NETS]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "fastcut",
+                "--data",
+                str(dataset_dir),
+                "--out",
+                str(run),
+                "--size",
+                "32",
+                "--num-workers",
+                "1",
+                "--quiet",
+                "--iters",
+                "4",
+                "--sample-every",
+                "2",
+                *TINY_NETS,
+            ]
+        )
+        == 0
+    )
     from PIL import Image
+
     names = sorted(p.name for p in (run / "samples").glob("*.png"))
     assert names == ["iter_0000002.png", "iter_0000004.png"]
     assert Image.open(run / "samples" / names[0]).size == (3 * 32, 32)  # real_A | fake_B | real_B
@@ -121,8 +157,21 @@ def test_samples_and_tensorboard_written(dataset_dir, tmp_path):
 
 def test_bf16_trains_finite(dataset_dir, tmp_path):
     run = tmp_path / "bf16"
-    assert train(dataset_dir, run, "cut-focal", "--iters", "2", "--precision", "bf16",
-                 "--set", "train.log_every=1", *TINY_NETS) == 0
+    assert (
+        train(
+            dataset_dir,
+            run,
+            "cut-focal",
+            "--iters",
+            "2",
+            "--precision",
+            "bf16",
+            "--set",
+            "train.log_every=1",
+            *TINY_NETS,
+        )
+        == 0
+    )
     assert all(math.isfinite(v) for entry in logged_losses(run) for v in entry.values())
 
 
@@ -145,9 +194,26 @@ def test_missing_data_is_explained(tmp_path, capsys):
 
 def test_ctrl_c_saves_and_resumes(dataset_dir, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "unpaired", "train", "--model", "fastcut", "--data", str(dataset_dir),
-           "--out", str(run), *FAST, "--num-workers", "1", "--iters", "100000", "--set", "train.log_every=1",
-           *TINY_NETS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "unpaired",
+        "train",
+        "--model",
+        "fastcut",
+        "--data",
+        str(dataset_dir),
+        "--out",
+        str(run),
+        *FAST,
+        "--num-workers",
+        "1",
+        "--iters",
+        "100000",
+        "--set",
+        "train.log_every=1",
+        *TINY_NETS,
+    ]
     # its own process group, signalled as a whole like a terminal's Ctrl-C (loader worker included)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120

@@ -1,20 +1,40 @@
 import numpy as np
 import pytest
+from conftest import TINY_NETS
 from PIL import Image
 
 from unpaired.cli import main
-
-from conftest import TINY_NETS
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("t")
     from conftest import write_images
+
     write_images(root / "data" / "trainA", 2)
     write_images(root / "data" / "trainB", 2, seed=5)
-    assert main(["train", "--model", "cut", "--data", str(root / "data"), "--out", str(root / "run"),
-                 "--size", "32", "--iters", "1", "--quiet", "--num-workers", "0", *TINY_NETS]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cut",
+                "--data",
+                str(root / "data"),
+                "--out",
+                str(root / "run"),
+                "--size",
+                "32",
+                "--iters",
+                "1",
+                "--quiet",
+                "--num-workers",
+                "0",
+                *TINY_NETS,
+            ]
+        )
+        == 0
+    )
     return root / "run"
 
 
@@ -27,18 +47,52 @@ def test_mixed_sizes_and_modes(tiny_run, tmp_path):
     Image.fromarray(rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8), "RGB").save(src / "photo.jpg", quality=90)
     Image.fromarray(rng.integers(0, 256, (3, 5, 3), dtype=np.uint8), "RGB").save(src / "tiny.bmp")
     out = tmp_path / "out"
-    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(src), "--output", str(out),
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tiny_run),
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     sizes = {p.relative_to(out).as_posix(): Image.open(p).size for p in out.rglob("*.png")}
-    assert sizes == {"gray.png": (97, 131), "nested/alpha.png": (300, 200), "photo.png": (1024, 768),
-                     "tiny.png": (5, 3)}
+    assert sizes == {
+        "gray.png": (97, 131),
+        "nested/alpha.png": (300, 200),
+        "photo.png": (1024, 768),
+        "tiny.png": (5, 3),
+    }
 
 
 def test_single_file_and_checkpoint_file(tiny_run, tmp_path):
     Image.new("RGB", (20, 30), (200, 10, 10)).save(tmp_path / "one.jpg")
     out = tmp_path / "out"
-    assert main(["translate", "--checkpoint", str(tiny_run / "checkpoints" / "latest.pt"),
-                 "--input", str(tmp_path / "one.jpg"), "--output", str(out), "--quiet", "--format", "jpg"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tiny_run / "checkpoints" / "latest.pt"),
+                "--input",
+                str(tmp_path / "one.jpg"),
+                "--output",
+                str(out),
+                "--quiet",
+                "--format",
+                "jpg",
+            ]
+        )
+        == 0
+    )
     assert [p.name for p in out.iterdir()] == ["one.jpg"] and Image.open(out / "one.jpg").size == (20, 30)
 
 
@@ -63,7 +117,10 @@ def test_stem_collision_refused(tiny_run, tmp_path, capsys):
 
 
 def test_missing_checkpoint_explained(tmp_path, capsys):
-    assert main(["translate", "--checkpoint", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(["translate", "--checkpoint", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")])
+        == 2
+    )
     assert "no latest checkpoint" in capsys.readouterr().err
 
 
@@ -76,13 +133,31 @@ def write_mixed_folder(src, sizes, seed=0):
 
 def test_batches_equal_batch_size_one(tiny_run, tmp_path):
     import torch
+
     import unpaired
 
     sizes = [(40, 48), (36, 52), (40, 48), (40, 48), (36, 52), (33, 27), (40, 48), (40, 48), (40, 48)]
     write_mixed_folder(tmp_path / "in", sizes)
     for n in (1, 4):
-        assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"),
-                     "--output", str(tmp_path / f"b{n}"), "--batch-size", str(n), "--device", "cpu", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "translate",
+                    "--checkpoint",
+                    str(tiny_run),
+                    "--input",
+                    str(tmp_path / "in"),
+                    "--output",
+                    str(tmp_path / f"b{n}"),
+                    "--batch-size",
+                    str(n),
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     for i, (h, w) in enumerate(sizes):
         one = np.asarray(Image.open(tmp_path / "b1" / f"{i:02d}.png"), dtype=int)
         four = np.asarray(Image.open(tmp_path / "b4" / f"{i:02d}.png"), dtype=int)
@@ -101,26 +176,70 @@ def test_batches_equal_batch_size_one(tiny_run, tmp_path):
 
 def test_precision(tiny_run, tmp_path, capsys):
     import torch
+
     import unpaired
 
     write_mixed_folder(tmp_path / "in", [(40, 48)])
-    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--output",
-                 str(tmp_path / "o"), "--precision", "fp16", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tiny_run),
+                "--input",
+                str(tmp_path / "in"),
+                "--output",
+                str(tmp_path / "o"),
+                "--precision",
+                "fp16",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "fp16 inference needs a GPU" in capsys.readouterr().err and not (tmp_path / "o").exists()
     x = torch.rand(2, 3, 40, 48) * 2 - 1
     fp32 = unpaired.load(tiny_run, device="cpu")(x)
     bf16 = unpaired.load(tiny_run, device="cpu", precision="bf16")(x)
     assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # it did run in bf16
     assert float((bf16 - fp32).abs().mean()) < 0.05  # bf16 keeps ~3 significant digits
-    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--output",
-                 str(tmp_path / "o"), "--precision", "bf16", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tiny_run),
+                "--input",
+                str(tmp_path / "in"),
+                "--output",
+                str(tmp_path / "o"),
+                "--precision",
+                "bf16",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_existing_outputs_counted_or_kept(tiny_run, tmp_path, capsys):
     write_mixed_folder(tmp_path / "in", [(40, 48)] * 3)
     out = tmp_path / "out"
-    args = ["translate", "--checkpoint", str(tiny_run), "--input", str(tmp_path / "in"), "--output", str(out),
-            "--device", "cpu", "--quiet"]
+    args = [
+        "translate",
+        "--checkpoint",
+        str(tiny_run),
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "existing" not in capsys.readouterr().err
     (out / "01.png").unlink()
@@ -139,9 +258,11 @@ def test_existing_outputs_counted_or_kept(tiny_run, tmp_path, capsys):
 def test_generator_input_multiple_is_honoured():
     import torch
 
+    from unpaired.config import resolve
+    from unpaired.inference.translator import Translator
+    from unpaired.methods import preset
     from unpaired.nets.stylegan2 import StyleGAN2Generator
-    from unpaired.translate import Translator, input_multiple, padded_size
-    from unpaired.config import preset, resolve
+    from unpaired.tiling import input_multiple, padded_size
 
     assert padded_size(3, 5, 4) == (8, 8) and padded_size(33, 34, 2) == (34, 34) and padded_size(33, 34, 8) == (40, 40)
     cfg = resolve(preset("sincut"))

@@ -1,12 +1,20 @@
 """Bootstrap intervals, seed summaries and the paired comparison, on synthetic features."""
+
 import time
 
 import numpy as np
 import pytest
 
 from unpaired.metrics.fid import fid_from_features, kid_from_features
-from unpaired.metrics.uncertainty import (_FID, _KID, bootstrap_fid, bootstrap_kid, default_n_boot,
-                                          paired_difference, seeds_summary)
+from unpaired.metrics.uncertainty import (
+    _FID,
+    _KID,
+    bootstrap_fid,
+    bootstrap_kid,
+    default_n_boot,
+    paired_difference,
+    seeds_summary,
+)
 
 D = 16
 
@@ -79,13 +87,15 @@ def test_paired_difference_finds_the_better_row(metric):
     rng = np.random.default_rng(3)
     real = gauss(rng, 50)
     close = {s: gauss(rng, 50, 0.1) for s in (0, 1, 2)}  # near the real distribution
-    far = {s: gauss(rng, 50, 0.8) for s in (0, 1, 2)}    # clearly shifted
+    far = {s: gauss(rng, 50, 0.8) for s in (0, 1, 2)}  # clearly shifted
     r = paired_difference(far, close, real, metric=metric, n_boot=300)  # B = close: lower FID/KID
     assert r["verdict"] == "better" and r["difference"] < 0 and r["ci"][0] <= r["difference"] <= r["ci"][1]
     assert r["seeds"] == [0, 1, 2] and r["n_test"] == 50 and r["note"] is None
-    want = np.mean([fid_from_features(real, close[s]) - fid_from_features(real, far[s]) for s in (0, 1, 2)]) \
-        if metric == "fid" else \
-        np.mean([kid_from_features(real, close[s])[0] - kid_from_features(real, far[s])[0] for s in (0, 1, 2)])
+    want = (
+        np.mean([fid_from_features(real, close[s]) - fid_from_features(real, far[s]) for s in (0, 1, 2)])
+        if metric == "fid"
+        else np.mean([kid_from_features(real, close[s])[0] - kid_from_features(real, far[s])[0] for s in (0, 1, 2)])
+    )
     assert r["difference"] == pytest.approx(want)
     swapped = paired_difference(close, far, real, metric=metric, n_boot=300)
     assert swapped["verdict"] == "worse" and swapped["difference"] == pytest.approx(-r["difference"])

@@ -11,9 +11,11 @@ The public Python API (stable names, keyword arguments)::
     scores = unpaired.evaluate_folders("datasets/horse2zebra/testB", "out/", kid=True)
 
 Names: :class:`Config`, :func:`preset`, :func:`build_config`, :class:`Trainer`, :class:`Callback`,
-:func:`load`, :class:`Translator`, :func:`evaluate_folders`, :func:`register_method`, :data:`METHODS`.
+:func:`load`, :class:`Translator`, :func:`evaluate_folders`, :func:`register_method`, :data:`METHODS`,
+:class:`UnpairedError` (the base of every error a user can fix) and :class:`ConfigError`.
 They are imported on first use, so ``import unpaired`` stays light.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,12 +23,21 @@ import importlib
 __version__ = "0.2.0"
 
 # public name -> module that defines it
+# (Config comes through methods: importing the registry registers the built-in methods, whose
+# options classes Config.from_dict looks up)
 _EXPORTS = {
-    "Config": "config", "ConfigError": "config", "preset": "config", "build_config": "config",
-    "Trainer": "train", "Callback": "train",
-    "load": "translate", "Translator": "translate",
+    "Config": "methods",
+    "ConfigError": "errors",
+    "UnpairedError": "errors",
+    "preset": "methods",
+    "build_config": "methods",
+    "Trainer": "training.trainer",
+    "Callback": "training.callbacks",
+    "load": "inference.translator",
+    "Translator": "inference.translator",
     "evaluate_folders": "evaluate",
-    "register_method": "methods", "METHODS": "methods",
+    "register_method": "methods",
+    "METHODS": "methods",
 }
 
 __all__ = ["__version__", *_EXPORTS]

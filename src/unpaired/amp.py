@@ -3,13 +3,14 @@
 Loss scaling (fp16) lives in :class:`unpaired.step.LossScaler`; this module only decides the
 autocast dtype, so that a model's forward code reads ``with step.autocast():`` whatever the device.
 """
+
 from __future__ import annotations
 
 import contextlib
 
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

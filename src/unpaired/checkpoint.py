@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes, safe loading, and capture/restore of every RNG state."""
+
 from __future__ import annotations
 
 import pickle
@@ -10,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .outputs import atomic_path
+from .errors import UnpairedError
+from .files import atomic_path
 
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UnpairedError, RuntimeError):
     """A checkpoint is missing, unreadable or of an unexpected kind; the message says which."""
 
 
@@ -60,8 +62,10 @@ def resolve_path(path: str | Path, which: str = "latest") -> Path:
     if path.is_dir():
         candidate = path / "checkpoints" / f"{which}.pt"
         if not candidate.is_file():
-            raise CheckpointError(f"{path} has no {which} checkpoint ({candidate} is missing); "
-                                  f"is it a run folder written by 'unpaired train'?")
+            raise CheckpointError(
+                f"{path} has no {which} checkpoint ({candidate} is missing); "
+                f"is it a run folder written by 'unpaired train'?"
+            )
         return candidate
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -101,11 +105,14 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not an unpaired checkpoint ({_unreadable_reason(path, e)}); "
-                              f"{NOT_OURS}") from None
+        raise CheckpointError(
+            f"{path} is not an unpaired checkpoint ({_unreadable_reason(path, e)}); {NOT_OURS}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION or "config" not in ckpt:
-        raise CheckpointError(f"{path} is not an unpaired checkpoint (a PyTorch file without unpaired's format "
-                              f"{FORMAT_VERSION} marker); {NOT_OURS}")
+        raise CheckpointError(
+            f"{path} is not an unpaired checkpoint (a PyTorch file without unpaired's format "
+            f"{FORMAT_VERSION} marker); {NOT_OURS}"
+        )
     return ckpt
 
 
@@ -119,19 +126,26 @@ def load_module_state(module: torch.nn.Module, state: dict[str, Any], path: str 
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} is {_shape(state[k])} in the file but {_shape(own[k])} in the model"
-              for k in own if k in state and torch.is_tensor(own[k])
-              and (not torch.is_tensor(state[k]) or state[k].shape != own[k].shape)]
+    shapes = [
+        f"{k} is {_shape(state[k])} in the file but {_shape(own[k])} in the model"
+        for k in own
+        if k in state and torch.is_tensor(own[k]) and (not torch.is_tensor(state[k]) or state[k].shape != own[k].shape)
+    ]
 
     def first(keys: list[str], n: int = 3) -> str:
         return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
-    parts = ([f"missing {first(missing)}"] if missing else []) + \
-        ([f"unexpected {first(unexpected)}"] if unexpected else []) + \
-        ([first(shapes, 2)] if shapes else [])
+    parts = (
+        ([f"missing {first(missing)}"] if missing else [])
+        + ([f"unexpected {first(unexpected)}"] if unexpected else [])
+        + ([first(shapes, 2)] if shapes else [])
+    )
     if parts:
-        raise CheckpointError(f"{path}: its weights do not fit {what} its configuration describes ("
-                              + "; ".join(parts) + f"); the file was altered or mixed up: {NOT_OURS}")
+        raise CheckpointError(
+            f"{path}: its weights do not fit {what} its configuration describes ("
+            + "; ".join(parts)
+            + f"); the file was altered or mixed up: {NOT_OURS}"
+        )
     module.load_state_dict(state)
 
 
@@ -140,8 +154,12 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -152,7 +170,9 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():

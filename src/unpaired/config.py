@@ -2,37 +2,58 @@
 
 A :class:`Config` has three sections: ``model`` (the method's options: a :class:`ModelConfig`
 subclass that the method's model file defines), ``data`` and ``train``. Every configuration is made
-by :func:`build_config`, with this precedence, lowest first::
+by :func:`unpaired.methods.build_config`, with this precedence, lowest first::
 
     dataclass defaults < method preset < YAML file < flags < --set overrides
 
-:func:`preset` is its short form for Python users: ``preset("cut", crop_size=64)``.
+This module is the bottom of the package: it imports nothing of it but errors and files. Which
+options class a method name stands for is looked up in :data:`MODEL_OPTIONS`, which the method
+registry (:mod:`unpaired.methods`, above the models) fills.
 """
+
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping
 
 import yaml
 
+from .errors import ConfigError
+from .files import write_text
 
-class ConfigError(ValueError):
-    """A configuration value, file or override is invalid; the message says which and why."""
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "MODEL_OPTIONS",
+    "STEP_MODES",
+    "RUNTIME_FIELDS",
+    "apply_dict",
+    "diff",
+    "load_yaml",
+    "model_options",
+    "parse_override",
+    "resolve",
+    "save_yaml",
+    "set_value",
+]
 
 
 @dataclass
 class ModelConfig:
     """Options every method has. A method's model file subclasses it with its own options."""
-    name: str = "cut"                 # the registered method (preset) the run was built from
-    ngf: int = 64                     # generator width
-    ndf: int = 64                     # discriminator width
-    n_blocks: int = 9                 # generator residual blocks
-    n_layers_d: int = 3               # PatchGAN depth (3 = 70x70 receptive field)
-    gan_mode: str = "lsgan"           # lsgan | vanilla | nonsaturating
-    init_gain: float = 0.02           # xavier-normal gain (ResNet / PatchGAN networks)
+
+    name: str = "cut"  # the registered method (preset) the run was built from
+    ngf: int = 64  # generator width
+    ndf: int = 64  # discriminator width
+    n_blocks: int = 9  # generator residual blocks
+    n_layers_d: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
+    gan_mode: str = "lsgan"  # lsgan | vanilla | nonsaturating
+    init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN networks)
 
     def problems(self, data: "DataConfig") -> list[str]:
         """What is wrong with these options for this data (empty when usable)."""
@@ -46,54 +67,67 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    mode: str = "unaligned"           # unaligned (two folders) | single (one image per domain, SinCUT)
-    root: str | None = None           # folder with trainA/ and trainB/
-    image_a: str | None = None        # single mode: the domain-A image (default: the one in root/trainA)
-    image_b: str | None = None        # single mode: the domain-B image (default: the one in root/trainB)
-    zoom_max: float = 3.0             # single mode: crops come from zooms in [1/zoom_max, 1] of the image
-    epoch_length: int = 100000        # single mode: crops per "epoch" (the reference pretends 100,000)
-    channels: int = 3                 # 1 (grayscale) or 3 (RGB); images are converted on load
+    mode: str = "unaligned"  # unaligned (two folders) | single (one image per domain, SinCUT)
+    root: str | None = None  # folder with trainA/ and trainB/
+    image_a: str | None = None  # single mode: the domain-A image (default: the one in root/trainA)
+    image_b: str | None = None  # single mode: the domain-B image (default: the one in root/trainB)
+    zoom_max: float = 3.0  # single mode: crops come from zooms in [1/zoom_max, 1] of the image
+    epoch_length: int = 100000  # single mode: crops per "epoch" (the reference pretends 100,000)
+    channels: int = 3  # 1 (grayscale) or 3 (RGB); images are converted on load
     crop_size: int = 256
-    load_size: int | None = None      # resize before cropping; None = crop_size * 286/256
-    flip: bool = True                 # random horizontal flip
+    load_size: int | None = None  # resize before cropping; None = crop_size * 286/256
+    flip: bool = True  # random horizontal flip
     batch_size: int = 1
-    num_workers: int = 2              # data-loading processes (0 = load in the main process)
-    strict: bool = False              # stop at an unreadable image instead of skipping it
+    num_workers: int = 2  # data-loading processes (0 = load in the main process)
+    strict: bool = False  # stop at an unreadable image instead of skipping it
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 200                 # epochs at the initial learning rate
-    epochs_decay: int = 200           # epochs of linear decay to zero
-    iters: int | None = None          # stop after this many iterations in total (None = all epochs)
+    epochs: int = 200  # epochs at the initial learning rate
+    epochs_decay: int = 200  # epochs of linear decay to zero
+    iters: int | None = None  # stop after this many iterations in total (None = all epochs)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    adam_eps: float = 1e-8            # Adam's epsilon (PyTorch's default, as the reference)
+    adam_eps: float = 1e-8  # Adam's epsilon (PyTorch's default, as the reference)
     seed: int = 0
-    device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
-    precision: str = "fp32"           # fp32 | bf16 | fp16
-    compile: str = "auto"             # auto | off | compile: how the training step runs (unpaired.step)
-    deterministic: bool = False       # ask PyTorch for deterministic kernels (CUDA; unpaired.devices)
-    log_every: int = 10               # iterations between metrics.jsonl / TensorBoard entries
-    sample_every: int = 500           # iterations between triptych PNGs (0 = never)
-    save_every: int = 1000            # iterations between checkpoints (0 = only at the end)
-    val_every: int = 0                # validate on the val split every N val_units (0 = never)
-    val_unit: str = "epoch"           # epoch | iter
-    val_num: int | None = None        # at most this many val images (None = all)
-    val_metric: str = "fid"           # fid | kid: which one picks the best checkpoint
-    stop_on_collapse: bool = False    # end the run (with a checkpoint) when validation finds it collapsed
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    compile: str = "auto"  # auto | off | compile: how the training step runs (unpaired.step)
+    deterministic: bool = False  # ask PyTorch for deterministic kernels (CUDA; unpaired.devices)
+    log_every: int = 10  # iterations between metrics.jsonl / TensorBoard entries
+    sample_every: int = 500  # iterations between triptych PNGs (0 = never)
+    save_every: int = 1000  # iterations between checkpoints (0 = only at the end)
+    val_every: int = 0  # validate on the val split every N val_units (0 = never)
+    val_unit: str = "epoch"  # epoch | iter
+    val_num: int | None = None  # at most this many val images (None = all)
+    val_metric: str = "fid"  # fid | kid: which one picks the best checkpoint
+    stop_on_collapse: bool = False  # end the run (with a checkpoint) when validation finds it collapsed
 
 
-def _method(name: str):
-    # imported here, not at the top: the registry imports the model files, which import this module
-    from .methods import get_method
+# method name -> its options class (CUTConfig for cut, fastcut, ...). unpaired.methods.register_method
+# fills it; it lives here, below the registry and the models, so that reading a config needs neither.
+MODEL_OPTIONS: dict[str, type[ModelConfig]] = {}
 
-    return get_method(name)
+
+def model_options(name: str) -> type[ModelConfig]:
+    """The options class of a registered method."""
+    try:
+        return MODEL_OPTIONS[name]
+    except KeyError:
+        known = ", ".join(MODEL_OPTIONS) or "none yet (import unpaired.methods, which registers the built-in ones)"
+        raise ConfigError(f"unknown model {name!r}; choose one of: {known}") from None
+
+
+def all_model_options() -> frozenset[str]:
+    """Every model option of every method (configs saved before the split into per-method options
+    held all of them; loading such a config drops those of other methods)."""
+    return frozenset(f.name for cls in MODEL_OPTIONS.values() for f in fields(cls))
 
 
 def _default_model() -> ModelConfig:
-    return _method("cut").config_class()
+    return model_options("cut")(name="cut")
 
 
 @dataclass
@@ -114,10 +148,8 @@ class Config:
         if not isinstance(d, dict):
             raise ConfigError(f"expected a mapping of sections (model, data, train), got {type(d).__name__}")
         model = dict(d.get("model") or {})
-        cfg = cls(model=_method(model.get("name", "cut")).config_class(name=model.get("name", "cut")))
+        cfg = cls(model=model_options(model.get("name", "cut"))(name=model.get("name", "cut")))
         if not strict:
-            from .methods import all_model_options
-
             own = {f.name for f in fields(cfg.model)}
             model = {k: v for k, v in model.items() if k in own or k not in all_model_options()}
         apply_dict(cfg, {**d, "model": model}, source="config")
@@ -127,9 +159,24 @@ class Config:
 STEP_MODES = ("auto", "off", "compile", "cudagraphs")  # train.compile: see unpaired.step.build_step
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
-RUNTIME_FIELDS = {"train.iters", "train.device", "train.compile", "train.deterministic", "train.log_every", "train.sample_every",
-                  "train.save_every", "data.num_workers", "data.root", "data.strict",
-                  "train.val_every", "train.val_unit", "train.val_num", "train.stop_on_collapse", "data.image_a", "data.image_b"}
+RUNTIME_FIELDS = {
+    "train.iters",
+    "train.device",
+    "train.compile",
+    "train.deterministic",
+    "train.log_every",
+    "train.sample_every",
+    "train.save_every",
+    "data.num_workers",
+    "data.root",
+    "data.strict",
+    "train.val_every",
+    "train.val_unit",
+    "train.val_num",
+    "train.stop_on_collapse",
+    "data.image_a",
+    "data.image_b",
+}
 
 
 def _section_fields(cfg: Config) -> dict[str, dict[str, dataclasses.Field]]:
@@ -144,7 +191,9 @@ def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
             return None
         raise ConfigError(f"{where} may not be empty")
     if t.startswith("list"):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise ConfigError(f"{where} must be a list of integers, got {value!r}")
         return list(value)
     if t.startswith("bool"):
@@ -178,21 +227,27 @@ def set_value(cfg: Config, key: str, value: Any, source: str = "--set") -> None:
     if section is None:
         owners = [s for s in sections if key in sections[s]]
         if len(owners) > 1:
-            raise ConfigError(f"{source}: {key!r} is ambiguous; write one of " + ", ".join(f"{s}.{key}" for s in owners))
+            raise ConfigError(
+                f"{source}: {key!r} is ambiguous; write one of " + ", ".join(f"{s}.{key}" for s in owners)
+            )
         section = owners[0] if owners else "model"
     if section not in sections or name not in sections[section]:
-        from .methods import METHODS
-
-        methods = [m.name for m in METHODS.values() if name in {f.name for f in fields(m.config_class)}]
+        methods = [m for m, cls in MODEL_OPTIONS.items() if name in {f.name for f in fields(cls)}]
         if section == "model" and methods:
-            raise ConfigError(f"{source}: model.{name} is an option of {', '.join(methods)}, not of "
-                              f"{cfg.model.name}; leave it out for {cfg.model.name}")
-        raise ConfigError(f"{source}: unknown setting {key!r} for model {cfg.model.name}; known: "
-                          + ", ".join(f"{s}.{n}" for s in sections for n in sections[s]))
+            raise ConfigError(
+                f"{source}: model.{name} is an option of {', '.join(methods)}, not of "
+                f"{cfg.model.name}; leave it out for {cfg.model.name}"
+            )
+        raise ConfigError(
+            f"{source}: unknown setting {key!r} for model {cfg.model.name}; known: "
+            + ", ".join(f"{s}.{n}" for s in sections for n in sections[s])
+        )
     value = _coerce(value, sections[section][name], f"{source}: {section}.{name}")
     if (section, name) == ("model", "name") and value != cfg.model.name:
-        raise ConfigError(f"{source}: model.name {value!r} contradicts the method {cfg.model.name!r} this "
-                          f"configuration was built for; choose the method with --model (or preset(name))")
+        raise ConfigError(
+            f"{source}: model.name {value!r} contradicts the method {cfg.model.name!r} this "
+            f"configuration was built for; choose the method with --model (or preset(name))"
+        )
     setattr(getattr(cfg, section), name, value)
 
 
@@ -231,8 +286,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def save_yaml(cfg: Config, path: str | Path) -> None:
-    from .outputs import write_text
-
     write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
@@ -243,23 +296,33 @@ def resolve(cfg: Config) -> Config:
         d.load_size = int(round(d.crop_size * 286 / 256))
     checks = [
         (d.channels in (1, 3), f"data.channels must be 1 or 3, got {d.channels}"),
-        (d.crop_size >= 32 and d.crop_size % 4 == 0,
-         f"data.crop_size must be a multiple of 4 and >= 32 (the PatchGAN's smallest input), got {d.crop_size}"),
+        (
+            d.crop_size >= 32 and d.crop_size % 4 == 0,
+            f"data.crop_size must be a multiple of 4 and >= 32 (the PatchGAN's smallest input), got {d.crop_size}",
+        ),
         (d.load_size >= d.crop_size, f"data.load_size ({d.load_size}) must be >= data.crop_size ({d.crop_size})"),
         (d.batch_size >= 1, f"data.batch_size must be >= 1, got {d.batch_size}"),
         (d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}"),
-        (t.epochs >= 0 and t.epochs_decay >= 0 and t.epochs + t.epochs_decay > 0,
-         "train.epochs and train.epochs_decay must be >= 0 with a positive sum"),
+        (
+            t.epochs >= 0 and t.epochs_decay >= 0 and t.epochs + t.epochs_decay > 0,
+            "train.epochs and train.epochs_decay must be >= 0 with a positive sum",
+        ),
         (t.iters is None or t.iters >= 1, f"train.iters must be >= 1, got {t.iters}"),
         (t.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}"),
         (t.compile in STEP_MODES, f"train.compile must be one of {', '.join(STEP_MODES)}, got {t.compile!r}"),
         (d.mode in ("unaligned", "single"), f"data.mode must be unaligned or single, got {d.mode!r}"),
         (d.zoom_max >= 1 and d.epoch_length >= 1, "data.zoom_max must be >= 1 and data.epoch_length >= 1"),
-        (t.log_every >= 1 and t.sample_every >= 0 and t.save_every >= 0,
-         "train.log_every must be >= 1; sample_every and save_every >= 0"),
-        (t.val_every >= 0 and t.val_unit in ("epoch", "iter") and t.val_metric in ("fid", "kid")
-         and (t.val_num is None or t.val_num >= 2),
-         "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2"),
+        (
+            t.log_every >= 1 and t.sample_every >= 0 and t.save_every >= 0,
+            "train.log_every must be >= 1; sample_every and save_every >= 0",
+        ),
+        (
+            t.val_every >= 0
+            and t.val_unit in ("epoch", "iter")
+            and t.val_metric in ("fid", "kid")
+            and (t.val_num is None or t.val_num >= 2),
+            "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2",
+        ),
     ]
     problems = [msg for ok, msg in checks if not ok] + cfg.model.problems(d)
     if problems:
@@ -277,49 +340,3 @@ def diff(a: Config, b: Config, ignore: set[str] = frozenset()) -> list[str]:
             if key not in ignore and da[section].get(name) != db[section].get(name):
                 out.append(f"{key}: {da[section].get(name)!r} -> {db[section].get(name)!r}")
     return out
-
-
-Settings = Mapping[str, Any]
-
-
-def build_config(method: str | None = None, *, file: str | Path | None = None, base: Config | None = None,
-                 settings: Sequence[tuple[str, Settings]] = (), overrides: Iterable[str] = ()) -> Config:
-    """The one way a configuration is made (CLI, Python API, profile, sweep, experiment, demo).
-
-    ``method``: a registered method (``cut``, ``fastcut``, ...); else the YAML ``file``'s
-    ``model.name``; else ``base`` (e.g. the saved config of a run being resumed). Then, in order:
-    the method's preset, the YAML ``file``, each ``(source, {key: value})`` of ``settings`` (flags;
-    ``source`` names them in errors), and the ``key=value`` strings of ``overrides`` (``--set``).
-    Returns a resolved, validated config."""
-    file_cfg = load_yaml(file) if file else {}
-    if not isinstance(file_cfg, dict):
-        raise ConfigError(f"{file}: expected a mapping of sections (model, data, train)")
-    file_name = (file_cfg.get("model") or {}).get("name") if isinstance(file_cfg.get("model"), dict) else None
-    if method and file_name and method != file_name:
-        raise ConfigError(f"--model {method} contradicts model.name: {file_name} in {file}")
-    name = method or file_name
-    if name:
-        m = _method(name)
-        cfg = Config(model=m.config_class(name=name))
-        apply_dict(cfg, m.preset, source=f"preset {name}")
-        apply_dict(cfg, file_cfg, source=str(file))
-    elif base is not None:
-        cfg = copy.deepcopy(base)
-    else:
-        from .methods import method_names
-
-        raise ConfigError("choose a model with --model (" + ", ".join(method_names())
-                          + ") or a --config file that sets model.name")
-    for source, values in settings:
-        for key, value in values.items():
-            set_value(cfg, key, value, source=source)
-    for item in overrides:
-        set_value(cfg, *parse_override(item))
-    return resolve(cfg)
-
-
-def preset(name: str, **overrides: Any) -> Config:
-    """The resolved configuration of a registered method, with any settings changed by keyword:
-    a field name (``crop_size=64``, ``root="datasets/h2z"``, ``focal_gamma=3``) or, through
-    ``**{"model.ngf": 32}``, a dotted key. Derived values (``data.load_size``) follow the overrides."""
-    return build_config(name, settings=[("preset()", overrides)] if overrides else ())

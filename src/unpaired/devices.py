@@ -1,11 +1,12 @@
 """Choosing the device a command runs on, and how deterministic its kernels must be."""
+
 from __future__ import annotations
 
 import os
 
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 
 def settle_vector_math() -> None:

@@ -1,11 +1,10 @@
-"""Scoring translations: FID/KID of a run's generator on a dataset split, and of two folders, with
-bootstrap intervals over the test images and, where the split keeps pairs, paired metrics."""
+"""Scoring translations: FID/KID of a generator on a dataset split (:class:`SplitScorer`, used by
+training's validation and by :func:`unpaired.inference.evaluation.evaluate_run`) and of two
+folders, with bootstrap intervals over the test images and, where the split keeps pairs, paired metrics."""
+
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +13,70 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data.images import ImageError, load_image, save_image, to_image, to_tensor
 from .data.datasets import split_folders
+from .data.images import ImageError, load_image, save_image, to_image, to_tensor
 from .metrics.collapse import collapse_stats
-from .metrics.collapse import judge as judge_collapse
-from .metrics.fid import cached_folder_features, folder_features, list_image_files, load_uint8, require_images, score
+from .metrics.fid import (
+    cached_folder_features,
+    folder_features,
+    list_image_files,
+    load_uint8,
+    require_images,
+    score,
+)
 from .metrics.inception import features, load_inception
 from .metrics.paired import DEFAULT_TOLERANCE, find_pairs, paired_scores
-from .metrics.uncertainty import LEVEL, BOOT_KID_SUBSETS, bootstrap_fid, bootstrap_kid, default_n_boot
-from .outputs import atomic_path, make_dir, write_text
-from .translate import eval_mode, translate_tensor
+from .metrics.uncertainty import (
+    BOOT_KID_SUBSETS,
+    LEVEL,
+    bootstrap_fid,
+    bootstrap_kid,
+    default_n_boot,
+)
+from .tiling import eval_mode, translate_tensor
 
 
-def intervals(real: np.ndarray, fake: np.ndarray, kid: bool = True, n_boot: int | None = None,
-              seed: int = 0) -> dict[str, Any]:
+def intervals(
+    real: np.ndarray, fake: np.ndarray, kid: bool = True, n_boot: int | None = None, seed: int = 0
+) -> dict[str, Any]:
     """``fid_ci`` (and ``kid_ci``): 95% percentile bootstrap intervals over the test images (real and
     fake redrawn with replacement, independently; :mod:`unpaired.metrics.uncertainty`), each with the
     number of resamples. ``n_boot=None``: :func:`unpaired.metrics.uncertainty.default_n_boot`."""
     n = default_n_boot(len(real), len(fake)) if n_boot is None else n_boot
     low, high = bootstrap_fid(real, fake, n, seed)
-    out: dict[str, Any] = {"fid_ci": {"low": low, "high": high, "level": LEVEL, "n_boot": n,
-                                      "resampled": "test images (real and fake independently)"}}
+    out: dict[str, Any] = {
+        "fid_ci": {
+            "low": low,
+            "high": high,
+            "level": LEVEL,
+            "n_boot": n,
+            "resampled": "test images (real and fake independently)",
+        }
+    }
     if kid:
         low, high = bootstrap_kid(real, fake, n, seed)
-        out["kid_ci"] = {"low": low, "high": high, "level": LEVEL, "n_boot": n, "subsets": BOOT_KID_SUBSETS,
-                         "resampled": "test images (real and fake independently)"}
+        out["kid_ci"] = {
+            "low": low,
+            "high": high,
+            "level": LEVEL,
+            "n_boot": n,
+            "subsets": BOOT_KID_SUBSETS,
+            "resampled": "test images (real and fake independently)",
+        }
     return out
 
 
-def evaluate_folders(real: str | Path, fake: str | Path, kid: bool = True, device: str = "cpu",
-                     size: int | None = None, cache_dir: str | Path | None = None,
-                     show_progress: bool = False, ci: bool = True, n_boot: int | None = None) -> dict[str, Any]:
+def evaluate_folders(
+    real: str | Path,
+    fake: str | Path,
+    kid: bool = True,
+    device: str = "cpu",
+    size: int | None = None,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = False,
+    ci: bool = True,
+    n_boot: int | None = None,
+) -> dict[str, Any]:
     """FID (and KID mean and std) of the images in ``fake`` against those in ``real``, offline,
     pytorch-fid protocol; ``size`` resizes both sides to size x size first. Features of ``real``
     are cached on disk under a hash of its content. Returns {"fid", "kid", "kid_std", "kid_subset_size",
@@ -70,18 +102,31 @@ class SplitScorer:
     holds, when the split keeps pairs (every A image has exactly one B image with the same file
     stem), the B file of each A image, else None."""
 
-    def __init__(self, data_root: str | Path, split: str, channels: int, size: int, device: str = "cpu",
-                 num: int | None = None, cache_dir: str | Path | None = None, show_progress: bool = False):
+    def __init__(
+        self,
+        data_root: str | Path,
+        split: str,
+        channels: int,
+        size: int,
+        device: str = "cpu",
+        num: int | None = None,
+        cache_dir: str | Path | None = None,
+        show_progress: bool = False,
+    ):
         root = Path(data_root)
         listings, problems = split_folders(root, split)  # the rule training and `data check` apply too
         if problems:
-            raise ImageError("; ".join(problems) + f" (scoring the {split} split; 'unpaired data split' makes "
-                                                   f"{split}A/ and {split}B/)")
+            raise ImageError(
+                "; ".join(problems) + f" (scoring the {split} split; 'unpaired data split' makes "
+                f"{split}A/ and {split}B/)"
+            )
         for listing in listings.values():
             listing.warn_skipped()
         if num is not None and num < 2:
-            raise ImageError(f"scoring {num} image(s) per side was asked for (--num, train.val_num): FID and KID "
-                             f"need at least 2 images on each side")
+            raise ImageError(
+                f"scoring {num} image(s) per side was asked for (--num, train.val_num): FID and KID "
+                f"need at least 2 images on each side"
+            )
         for side in ("A", "B"):
             require_images(listings[side].images, root / f"{split}{side}")
         self.a_paths = listings["A"].images[:num]
@@ -101,11 +146,20 @@ class SplitScorer:
     @torch.no_grad()
     def translate(self, G: torch.nn.Module) -> list[torch.Tensor]:
         with eval_mode(G):
-            return [translate_tensor(G, x[None].to(self.device))[0].cpu()
-                    for x in tqdm(self.inputs, desc="translate", unit="img", disable=not self.show_progress)]
+            return [
+                translate_tensor(G, x[None].to(self.device))[0].cpu()
+                for x in tqdm(self.inputs, desc="translate", unit="img", disable=not self.show_progress)
+            ]
 
-    def score(self, G: torch.nn.Module, save_dir: Path | None = None, ci: bool = False, paired: bool = False,
-              pixel_tolerance: int = DEFAULT_TOLERANCE, n_boot: int | None = None) -> dict[str, Any]:
+    def score(
+        self,
+        G: torch.nn.Module,
+        save_dir: Path | None = None,
+        ci: bool = False,
+        paired: bool = False,
+        pixel_tolerance: int = DEFAULT_TOLERANCE,
+        n_boot: int | None = None,
+    ) -> dict[str, Any]:
         """FID/KID of G's translations (:func:`unpaired.metrics.fid.score`); ``ci`` adds "fid_ci" and
         "kid_ci" (:func:`intervals`), ``paired`` adds "paired" (means, tolerance, number of pairs and
         per-image values keyed by the A file name; :func:`unpaired.metrics.paired.paired_scores`)
@@ -119,7 +173,10 @@ class SplitScorer:
                 save_image(im, save_dir / f"{p.stem}.png")
         fake_feats = features(rgb, load_inception(self.device), self.device)
         self.fake_features = fake_feats
-        result = {**score(self.real, fake_feats), "collapse": collapse_stats(torch.stack(self.inputs), torch.stack(fakes))}
+        result = {
+            **score(self.real, fake_feats),
+            "collapse": collapse_stats(torch.stack(self.inputs), torch.stack(fakes)),
+        }
         if ci:
             result.update(intervals(self.real, fake_feats, n_boot=n_boot))
         if paired and self.targets is not None:
@@ -128,59 +185,9 @@ class SplitScorer:
         return result
 
 
-def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test", num: int | None = None,
-                 which: str = "best", device: str = "cpu", size: int | None = None,
-                 cache_dir: str | Path | None = None, show_progress: bool = True, ci: bool = True,
-                 pixel_tolerance: int = DEFAULT_TOLERANCE, n_boot: int | None = None) -> dict[str, Any]:
-    """Score a run's generator on a split. Writes RUN_DIR/eval/<split>/ (the translations),
-    RUN_DIR/eval/<split>_features.npy (their Inception features, float32, one row per input in the
-    order of "inputs") and RUN_DIR/eval/<split>.json: FID/KID, with ``ci`` "fid_ci"/"kid_ci", "paired"
-    when the split keeps pairs, and "features" (where the fake features are and how to recompute the
-    real ones: folder, size, limit)."""
-    from . import checkpoint as ckpt_io
-    from .translate import generator_from_state
-
-    run_dir = Path(run_dir)
-    if which == "best" and run_dir.is_dir() and not (run_dir / "checkpoints" / "best.pt").is_file():
-        print(f"note: {run_dir} has no best checkpoint (it was trained without validation); "
-              f"scoring the latest one", file=sys.stderr)
-        which = "latest"
-    path = ckpt_io.resolve_path(run_dir, which)
-    state = ckpt_io.load(path)
-    G, cfg = generator_from_state(state, device, source=path)
-    size = size or cfg.data.crop_size
-    make_dir(run_dir / "eval", "evaluation folder")  # before any feature: an unwritable run fails at once
-    t0 = time.perf_counter()
-    scorer = SplitScorer(data_root, split, cfg.data.channels, size, device, num, cache_dir, show_progress)
-    eval_dir = run_dir / "eval"
-    out_dir = eval_dir / split
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    result = scorer.score(G, save_dir=out_dir, ci=ci, paired=True, pixel_tolerance=pixel_tolerance, n_boot=n_boot)
-    feats_name = f"{split}_features.npy"
-    with atomic_path(eval_dir / feats_name) as tmp, open(tmp, "wb") as f:
-        np.save(f, scorer.fake_features.astype(np.float32))
-    result.update({
-        "split": split, "checkpoint": path.name, "iteration": state["progress"]["iteration"],
-        "epoch": state["progress"]["epoch"], "size": size, "data": str(Path(data_root).resolve()),
-        "real_dir": str(scorer.b_dir.resolve()), "inputs": [str(p.resolve()) for p in scorer.a_paths],
-        "features": {"fake": feats_name, "dtype": "float32",
-                     "real": {"dir": str(scorer.b_dir.resolve()), "size": size, "limit": num,
-                              "n": int(len(scorer.real))}},
-        "seconds": time.perf_counter() - t0,
-    })
-    # a run trained without validation was never checked for collapse: say it here, once scored
-    reason = judge_collapse(result["collapse"], split)
-    result["collapse"]["collapsed"] = reason
-    if reason:
-        print(f"warning: {run_dir} looks collapsed: {reason}; its scores describe a failed run, not its method",
-              file=sys.stderr)
-    write_text(eval_dir / f"{split}.json", json.dumps(result, indent=2))
-    return result
-
-
-def run_features(run_dir: str | Path, split: str = "test", device: str = "cpu",
-                 cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def run_features(
+    run_dir: str | Path, split: str = "test", device: str = "cpu", cache_dir: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(real, fake) Inception features of a run scored by :func:`evaluate_run`, without translating
     again: fake from RUN_DIR/eval/<split>_features.npy, real from the on-disk cache (recomputed if
     the cache is gone) of the folder, size and limit recorded in <split>.json. For

@@ -1,4 +1,5 @@
 """Losses: adversarial objectives and PatchNCE (cross-entropy or focal)."""
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,7 @@ class PatchNCELoss(nn.Module):
     -alpha (1 - p)^gamma log p with p the softmax probability of the positive.
     """
 
-    def __init__(self, temperature: float = 0.07, gamma: float = 0.0, alpha: float = 1.0,
-                 negatives: str = "image"):
+    def __init__(self, temperature: float = 0.07, gamma: float = 0.0, alpha: float = 1.0, negatives: str = "image"):
         super().__init__()
         if negatives not in ("image", "batch"):
             raise ValueError(f"negatives must be 'image' or 'batch', got {negatives!r}")
@@ -70,11 +70,11 @@ class PatchNCELoss(nn.Module):
         # at least float32: bf16 has too few mantissa bits for log-softmax over hundreds of entries
         dtype = torch.promote_types(query.dtype, torch.float32)
         q, k = query.to(dtype), key.to(dtype)
-        pos = (q * k).sum(-1).reshape(-1, 1)                      # (B*P, 1)
+        pos = (q * k).sum(-1).reshape(-1, 1)  # (B*P, 1)
         groups = 1 if self.negatives == "batch" else b
         qg, kg = q.reshape(groups, -1, c), k.reshape(groups, -1, c)
         n = qg.shape[1]
-        neg = torch.bmm(qg, kg.transpose(1, 2))                   # (G, n, n)
+        neg = torch.bmm(qg, kg.transpose(1, 2))  # (G, n, n)
         eye = torch.eye(n, dtype=torch.bool, device=q.device)[None]
         neg = neg.masked_fill(eye, -10.0).reshape(-1, n)
         logits = torch.cat([pos, neg], dim=1) / self.temperature

@@ -1,4 +1,5 @@
 """`unpaired data check`: what a dataset folder holds, and everything wrong with it."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -9,7 +10,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .datasets import split_folders
-from .images import ImageError, file_sha256, is_image_path, load_image, scan_folder, why_skipped
+from .images import (
+    ImageError,
+    file_sha256,
+    is_image_path,
+    load_image,
+    scan_folder,
+    why_skipped,
+)
 
 
 @dataclass
@@ -72,10 +80,17 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
     duplicates = [paths for paths in by_hash.values() if len({p.split("/")[0] for p in paths}) > 1]
     return {
         "root": str(root),
-        "folders": [{"name": r.name, "images": r.count, "modes": dict(r.modes),
-                     "smallest": list(r.min_size) if r.min_size else None,
-                     "largest": list(r.max_size) if r.max_size else None,
-                     "other_files": r.other_files} for r in reports],
+        "folders": [
+            {
+                "name": r.name,
+                "images": r.count,
+                "modes": dict(r.modes),
+                "smallest": list(r.min_size) if r.min_size else None,
+                "largest": list(r.max_size) if r.max_size else None,
+                "other_files": r.other_files,
+            }
+            for r in reports
+        ],
         "empty_folders": [r.name for r in reports if r.count == 0],
         "problems": problems,
         "skipped": skipped,
@@ -87,8 +102,11 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> dict:
 
 def _top_level_skipped(root: Path) -> list[tuple[Path, str]]:
     """Entries directly in ``root`` that are not regular files or folders (a broken trainB link, ...)."""
-    return [(p, why_skipped(p)) for p in sorted(root.iterdir())
-            if not p.name.startswith(".") and not p.is_dir() and not p.is_file()]
+    return [
+        (p, why_skipped(p))
+        for p in sorted(root.iterdir())
+        if not p.name.startswith(".") and not p.is_dir() and not p.is_file()
+    ]
 
 
 def format_report(rep: dict) -> str:
@@ -99,22 +117,31 @@ def format_report(rep: dict) -> str:
         modes = ", ".join(f"{m} {n}" for m, n in sorted(f["modes"].items())) or "(empty: no images)"
         lines.append(f"{f['name']:12} {f['images']:7d}  {size(f['smallest']):>10} {size(f['largest']):>10}  {modes}")
         if f["other_files"]:
-            lines.append(f"{'':12} ignored non-image files: {', '.join(f['other_files'][:5])}"
-                         + (" ..." if len(f["other_files"]) > 5 else ""))
+            lines.append(
+                f"{'':12} ignored non-image files: {', '.join(f['other_files'][:5])}"
+                + (" ..." if len(f["other_files"]) > 5 else "")
+            )
     n_skipped = len(rep["skipped"])
     sections = [
         ("problems", "folder problem(s) (train, or scoring that split, refuses such a dataset):"),
-        ("skipped", f"entr{'y' if n_skipped == 1 else 'ies'} neither a readable file nor a folder "
-                    f"(skipped by every command):"),
+        (
+            "skipped",
+            f"entr{'y' if n_skipped == 1 else 'ies'} neither a readable file nor a folder (skipped by every command):",
+        ),
         ("unreadable", "unreadable file(s):"),
-        ("duplicates_across_folders", "file(s) appear in more than one folder (identical bytes; a test image in "
-                                      "train inflates scores):"),
+        (
+            "duplicates_across_folders",
+            "file(s) appear in more than one folder (identical bytes; a test image in train inflates scores):",
+        ),
     ]
     for key, header in sections:
         if rep[key]:
             lines.append(f"\n{len(rep[key])} {header}")
             lines += [f"  {' = '.join(m) if key == 'duplicates_across_folders' else m}" for m in rep[key]]
     n = sum(len(rep[key]) for key, _ in sections)
-    lines.append("\nok: no unreadable files, no duplicates across folders, no skipped entries, train/val/test usable"
-                 if rep["ok"] else f"\nnot ok: {n} problem(s) listed above")
+    lines.append(
+        "\nok: no unreadable files, no duplicates across folders, no skipped entries, train/val/test usable"
+        if rep["ok"]
+        else f"\nnot ok: {n} problem(s) listed above"
+    )
     return "\n".join(lines).rstrip() + "\n"

@@ -4,6 +4,7 @@ Every sample is a pure function of (seed, epoch, position): which A and B images
 they are augmented. Resuming at any iteration, with any number of loader workers, therefore gives
 exactly the same batches as an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -48,8 +49,10 @@ def split_folders(root: str | Path, split: str = "train") -> tuple[dict[str, Lis
         if not folder.is_dir():
             other = root / f"{split}{'B' if side == 'A' else 'A'}"
             hint = f" ({other.name}/ exists: both domains are needed)" if other.is_dir() else ""
-            problems.append(f"{folder} does not exist{hint}: the dataset needs {root}/{split}A and {root}/{split}B "
-                            f"folders of images (domain A = source, domain B = target)")
+            problems.append(
+                f"{folder} does not exist{hint}: the dataset needs {root}/{split}A and {root}/{split}B "
+                f"folders of images (domain A = source, domain B = target)"
+            )
             continue
         listings[side] = scan_folder(folder)
         if not listings[side].images:
@@ -69,8 +72,18 @@ class UnalignedDataset(Dataset):
     A sample whose source image is smaller than the crop names it in ``small`` (it is upscaled).
     """
 
-    def __init__(self, root: str | Path, channels: int, load_size: int, crop_size: int, flip: bool,
-                 seed: int, n_epochs: int, split: str = "train", strict: bool = False):
+    def __init__(
+        self,
+        root: str | Path,
+        channels: int,
+        load_size: int,
+        crop_size: int,
+        flip: bool,
+        seed: int,
+        n_epochs: int,
+        split: str = "train",
+        strict: bool = False,
+    ):
         root = Path(root)
         listings, problems = split_folders(root, split)
         if problems:
@@ -112,7 +125,9 @@ class UnalignedDataset(Dataset):
                 return load_image(path, self.channels), path
             except ImageError as e:
                 if self.strict:
-                    raise ImageError(f"{e} (training stops because of --strict; without it the file is skipped)") from None
+                    raise ImageError(
+                        f"{e} (training stops because of --strict; without it the file is skipped)"
+                    ) from None
                 skipped.append(str(e))
         raise ImageError(f"no image in {paths[0].parent} can be read: {skipped[-1]}")
 
@@ -126,8 +141,14 @@ class UnalignedDataset(Dataset):
         im_b, pb = self._load("B", int(b_idx[pos]), skipped)
         small = [str(p) for p, im in ((pa, im_a), (pb, im_b)) if min(im.size) < self.crop_size]
         # strings, not lists: the default collate keeps one string per sample
-        return {"A": augment(im_a, aug, rng), "B": augment(im_b, aug, rng), "A_path": str(pa), "B_path": str(pb),
-                "skipped": "\n".join(skipped), "small": "\n".join(small)}
+        return {
+            "A": augment(im_a, aug, rng),
+            "B": augment(im_b, aug, rng),
+            "A_path": str(pa),
+            "B_path": str(pb),
+            "skipped": "\n".join(skipped),
+            "small": "\n".join(small),
+        }
 
 
 class SingleImageDataset(Dataset):
@@ -139,22 +160,35 @@ class SingleImageDataset(Dataset):
     p = 0.5. An image smaller than the crop is upscaled with a warning.
     """
 
-    def __init__(self, path_a: str | Path, path_b: str | Path, channels: int = 3, crop_size: int = 128,
-                 batch_size: int = 16, scale_max: float = 3.0, flip: bool = True, seed: int = 0, rank: int = 0):
+    def __init__(
+        self,
+        path_a: str | Path,
+        path_b: str | Path,
+        channels: int = 3,
+        crop_size: int = 128,
+        batch_size: int = 16,
+        scale_max: float = 3.0,
+        flip: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+    ):
         if scale_max < 1:
             raise ValueError(f"scale_max must be >= 1, got {scale_max}")
         self.images = {"A": load_image(path_a, channels), "B": load_image(path_b, channels)}
         self.paths = {"A": Path(path_a), "B": Path(path_b)}
         for side, im in self.images.items():
             if min(im.size) < crop_size:
-                warnings.warn(f"{self.paths[side]} ({im.width}x{im.height}) is smaller than the {crop_size} px "
-                              f"crop and will be upscaled", stacklevel=2)
+                warnings.warn(
+                    f"{self.paths[side]} ({im.width}x{im.height}) is smaller than the {crop_size} px "
+                    f"crop and will be upscaled",
+                    stacklevel=2,
+                )
         self.crop_size, self.batch_size = crop_size, batch_size
         self.scale_max, self.flip, self.seed = scale_max, flip, seed
         self.rank = rank  # under torchrun each process draws its own crops
 
     def __len__(self) -> int:  # iterations are the unit; any index is valid
-        return 2 ** 62
+        return 2**62
 
     def crops(self, side: str, rng: np.random.Generator) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
         """One minibatch of crops and the (x, y, w, h) boxes they came from in the zoomed image."""
@@ -179,8 +213,12 @@ class SingleImageDataset(Dataset):
         """One minibatch for an iteration number or an (epoch, batch) key (the Trainer's)."""
         key = key if isinstance(key, tuple) else (key,)
         rng = np.random.default_rng([self.seed, *key, 2] + ([self.rank] if self.rank else []))
-        return {"A": self.crops("A", rng)[0], "B": self.crops("B", rng)[0],
-                "A_path": str(self.paths["A"]), "B_path": str(self.paths["B"])}
+        return {
+            "A": self.crops("A", rng)[0],
+            "B": self.crops("B", rng)[0],
+            "A_path": str(self.paths["A"]),
+            "B_path": str(self.paths["B"]),
+        }
 
 
 class EpochKeySampler(Sampler):
@@ -211,8 +249,15 @@ class EpochBatchSampler(Sampler):
     whatever the number of processes, and process r takes its r-th slice.
     """
 
-    def __init__(self, epoch_length: int, batch_size: int, start_epoch: int = 0, start_batch: int = 0,
-                 rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        epoch_length: int,
+        batch_size: int,
+        start_epoch: int = 0,
+        start_batch: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.epoch_length = epoch_length
         self.batch_size = batch_size * world  # the global batch; each process takes its own slice
         self.local = batch_size

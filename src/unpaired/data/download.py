@@ -3,6 +3,7 @@ safe extraction, then a split (see :mod:`unpaired.data.splits`).
 
 Without network, ``--archive FILE`` takes a file downloaded elsewhere through the same checks.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -21,16 +22,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..outputs import make_dir, write_error
+from ..errors import UnpairedError
+from ..files import make_dir, write_error
 from .images import file_sha256
 from .splits import SPLITS, SplitError
-
 
 # errors of writing, not of reading a corrupt archive
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UnpairedError, RuntimeError):
     """A download, verification or extraction failed; the message says what to do."""
 
 
@@ -38,8 +39,8 @@ class DownloadError(RuntimeError):
 class Archive:
     urls: tuple[str, ...]
     filename: str
-    size: int | None      # bytes, where published
-    sha256: str | None    # where published
+    size: int | None  # bytes, where published
+    sha256: str | None  # where published
     description: str
     checksum_source: str = ""
 
@@ -50,23 +51,44 @@ class Archive:
 DATASETS: dict[str, Archive] = {
     "maps": Archive(
         ("http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/maps.tar.gz",),
-        "maps.tar.gz", None, None,
+        "maps.tar.gz",
+        None,
+        None,
         "satellite <-> map, pix2pix layout: 1096 train + 1098 val side-by-side pairs of 1200x600 "
-        "(the thesis's dataset; val/ becomes the test split)"),
+        "(the thesis's dataset; val/ becomes the test split)",
+    ),
     "horse2zebra": Archive(
-        ("http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip",
-         "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip"),
-        "horse2zebra.zip", 116_867_962, "a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1",
-        "horse <-> zebra, CycleGAN layout (trainA/trainB/testA/testB, 256x256)", "TensorFlow Datasets"),
+        (
+            "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip",
+            "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip",
+        ),
+        "horse2zebra.zip",
+        116_867_962,
+        "a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1",
+        "horse <-> zebra, CycleGAN layout (trainA/trainB/testA/testB, 256x256)",
+        "TensorFlow Datasets",
+    ),
     "grumpifycat": Archive(
-        ("http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/grumpifycat.zip",
-         "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/grumpifycat.zip"),
-        "grumpifycat.zip", None, None, "cat -> grumpy cat, the CUT paper's small dataset (CycleGAN layout)"),
+        (
+            "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/grumpifycat.zip",
+            "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/grumpifycat.zip",
+        ),
+        "grumpifycat.zip",
+        None,
+        None,
+        "cat -> grumpy cat, the CUT paper's small dataset (CycleGAN layout)",
+    ),
     "maps-cyclegan": Archive(
-        ("http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/maps.zip",
-         "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/maps.zip"),
-        "maps.zip", 1_476_754_427, "639534f69dbf9f36bef8d6292a7698006361221f83f0285d7c9ca78afe6e8a9e",
-        "satellite <-> map, CycleGAN layout (600x600 halves already separated)", "TensorFlow Datasets"),
+        (
+            "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/maps.zip",
+            "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/maps.zip",
+        ),
+        "maps.zip",
+        1_476_754_427,
+        "639534f69dbf9f36bef8d6292a7698006361221f83f0285d7c9ca78afe6e8a9e",
+        "satellite <-> map, CycleGAN layout (600x600 halves already separated)",
+        "TensorFlow Datasets",
+    ),
 }
 
 
@@ -93,15 +115,19 @@ def download(url: str, dest: Path, expected_size: int | None = None, timeout: fl
             have = 0  # the server ignored the range: start again
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else expected_size
-        with open(part, "ab" if resumed else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                              desc=dest.name) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as f,
+            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name) as bar,
+        ):
             try:
                 for block in iter(lambda: response.read(1 << 20), b""):
                     f.write(block)
                     bar.update(len(block))
             except (OSError, socket.timeout) as e:
-                raise DownloadError(f"the transfer of {url} broke off ({e}); run the same command again to "
-                                    f"resume from {part.stat().st_size if part.exists() else 0} bytes") from None
+                raise DownloadError(
+                    f"the transfer of {url} broke off ({e}); run the same command again to "
+                    f"resume from {part.stat().st_size if part.exists() else 0} bytes"
+                ) from None
     got = part.stat().st_size
     if total is not None and got != total:
         raise DownloadError(f"{url}: received {got} of {total} bytes; run the same command again to resume")
@@ -113,12 +139,16 @@ def verify(path: Path, size: int | None, sha256: str | None, what: str) -> str:
     """Check size and SHA-256 where known; returns the SHA-256."""
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
-        raise DownloadError(f"{path} has {actual_size} bytes but {what} has {size}: the file is incomplete or "
-                            f"not the official archive; delete it and download it again")
+        raise DownloadError(
+            f"{path} has {actual_size} bytes but {what} has {size}: the file is incomplete or "
+            f"not the official archive; delete it and download it again"
+        )
     digest = file_sha256(path)
     if sha256 is not None and digest != sha256.lower():
-        raise DownloadError(f"checksum mismatch for {path}: SHA-256 {digest}, expected {sha256} ({what}); "
-                            f"the file is corrupt or not the official archive. Delete it and download it again")
+        raise DownloadError(
+            f"checksum mismatch for {path}: SHA-256 {digest}, expected {sha256} ({what}); "
+            f"the file is corrupt or not the official archive. Delete it and download it again"
+        )
     return digest
 
 
@@ -167,8 +197,15 @@ def _read_compressed_to_end(path: Path) -> None:
     (tarfile stops reading at the end-of-archive marker and would miss a corrupt member)."""
     with open(path, "rb") as f:
         magic = f.read(6)
-    opener = gzip.open if magic[:2] == b"\x1f\x8b" else bz2.open if magic[:3] == b"BZh" else \
-        lzma.open if magic == b"\xfd7zXZ\x00" else None
+    opener = (
+        gzip.open
+        if magic[:2] == b"\x1f\x8b"
+        else bz2.open
+        if magic[:3] == b"BZh"
+        else lzma.open
+        if magic == b"\xfd7zXZ\x00"
+        else None
+    )
     if opener is not None:
         with opener(path, "rb") as stream:
             while stream.read(1 << 20):
@@ -177,16 +214,20 @@ def _read_compressed_to_end(path: Path) -> None:
 
 def find_dataset_root(folder: Path) -> Path:
     """The folder inside an extracted archive that holds trainA/ or train/ (searching two levels down)."""
-    candidates = [folder] + sorted(p for p in folder.iterdir() if p.is_dir()) + \
-        sorted(q for p in folder.iterdir() if p.is_dir() for q in p.iterdir() if q.is_dir())
+    candidates = (
+        [folder]
+        + sorted(p for p in folder.iterdir() if p.is_dir())
+        + sorted(q for p in folder.iterdir() if p.is_dir() for q in p.iterdir() if q.is_dir())
+    )
     for c in candidates:
         if (c / "trainA").is_dir() or any((c / s).is_dir() for s in SPLITS):
             return c
     raise SplitError(f"no trainA/ or train/ folder found in {folder}: the archive does not have a known layout")
 
 
-def fetch(name: str, out: Path, archive: Path | None = None, sha256: str | None = None,
-          cache: Path | None = None) -> tuple[Path, str]:
+def fetch(
+    name: str, out: Path, archive: Path | None = None, sha256: str | None = None, cache: Path | None = None
+) -> tuple[Path, str]:
     """Get dataset ``name`` (downloading unless ``archive`` is given), verify and extract it.
 
     Returns (folder with the dataset's own layout, archive SHA-256). ``sha256`` overrides the
@@ -210,9 +251,13 @@ def fetch(name: str, out: Path, archive: Path | None = None, sha256: str | None 
                     errors.append(str(e))
             else:
                 raise DownloadError(
-                    "could not download " + name + ":\n  " + "\n  ".join(errors)
+                    "could not download "
+                    + name
+                    + ":\n  "
+                    + "\n  ".join(errors)
                     + f"\nDownload {entry.urls[0]} on a machine with internet access and pass it with "
-                      f"--archive FILE (it goes through the same checks).")
+                    f"--archive FILE (it goes through the same checks)."
+                )
         archive = target
     elif not Path(archive).is_file():
         raise DownloadError(f"--archive {archive} does not exist")

@@ -1,4 +1,5 @@
 """Image files: discovery, robust loading, conversion to/from tensors."""
+
 from __future__ import annotations
 
 import errno
@@ -14,10 +15,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import UnpairedError
+from ..files import atomic_path
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-class ImageError(RuntimeError):
+class ImageError(UnpairedError, RuntimeError):
     """An image file could not be used; the message names the file."""
 
 
@@ -48,8 +52,10 @@ def skipped_summary(skipped: list[tuple[Path, str]], where: str) -> str:
     """'3 entries under DIR are neither a readable file nor a folder (first: PATH, why)'."""
     n = len(skipped)
     path, why = skipped[0]
-    return (f"{n} entr{'y' if n == 1 else 'ies'} {where} {'is' if n == 1 else 'are'} neither a readable file nor "
-            f"a folder (first: {path}, {why})")
+    return (
+        f"{n} entr{'y' if n == 1 else 'ies'} {where} {'is' if n == 1 else 'are'} neither a readable file nor "
+        f"a folder (first: {path}, {why})"
+    )
 
 
 def _file_kind(mode: int) -> str:
@@ -218,7 +224,9 @@ def convert_image(im: Image.Image, channels: int = 3, name: str = "image") -> Im
             im = Image.alpha_composite(background, im.convert("RGBA"))
         return im.convert("RGB" if channels == 3 else "L")
     except Exception as e:
-        raise ImageError(f"cannot convert {name} (mode {im.mode}) to {'RGB' if channels == 3 else 'grayscale'}: {e}") from None
+        raise ImageError(
+            f"cannot convert {name} (mode {im.mode}) to {'RGB' if channels == 3 else 'grayscale'}: {e}"
+        ) from None
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
@@ -238,8 +246,6 @@ def to_image(x: torch.Tensor) -> Image.Image:
 def save_image(im: Image.Image, path: str | Path) -> None:
     """Write an image atomically (temporary file + rename): a crash or a full disk never leaves half
     a file, and a failed write is an :class:`unpaired.outputs.OutputError` naming the file."""
-    from ..outputs import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         im.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))

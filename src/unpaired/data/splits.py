@@ -14,6 +14,7 @@ uses val/ as test). The remaining val/test images are drawn with the seed; ratio
 all images of a domain. The manifest records settings, inputs and the SHA-256 of every written
 file; the same inputs and settings give byte-identical files and manifest.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,25 +30,27 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..outputs import OutputError, make_dir, write_error
+from ..errors import UnpairedError
+from ..files import OutputError, make_dir, write_error
 from .images import ImageError, file_sha256, list_images, load_image, scan_folder
 
 MANIFEST_VERSION = 1
 SPLITS = ("train", "val", "test")
 
 
-class SplitError(RuntimeError):
+class SplitError(UnpairedError, RuntimeError):
     """The source or the output folder cannot be split as asked; the message says why and what to do."""
 
 
 @dataclass
 class Item:
     """One output file: where it comes from and how to produce its bytes."""
-    split: str            # train | val | test
-    domain: str           # A | B
-    name: str             # output file name
+
+    split: str  # train | val | test
+    domain: str  # A | B
+    name: str  # output file name
     source: Path
-    half: str | None      # left | right for paired sources, None for a plain copy
+    half: str | None  # left | right for paired sources, None for a plain copy
 
     def data(self) -> bytes:
         """The output file's bytes; raises ImageError if the source cannot be decoded."""
@@ -77,24 +80,28 @@ def detect_layout(sources: list[Path]) -> str:
         return "paired"
     if len(_image_subdirs(src)) == 2:
         return "folders"
-    raise SplitError(f"cannot tell the layout of {src}: expected trainA/ and trainB/, train/ (and val/, test/) "
-                     f"of side-by-side pairs, side-by-side images, or exactly two folders of images; "
-                     f"pass --layout paired or --layout folders")
+    raise SplitError(
+        f"cannot tell the layout of {src}: expected trainA/ and trainB/, train/ (and val/, test/) "
+        f"of side-by-side pairs, side-by-side images, or exactly two folders of images; "
+        f"pass --layout paired or --layout folders"
+    )
 
 
 def _check_side_by_side(path: Path) -> None:
     with Image.open(path) as im:
         w, h = im.size
     if w < 1.5 * h:
-        raise SplitError(f"{path} is {w}x{h}: paired layout expects side-by-side pairs about twice as wide as "
-                         f"high (left = A, right = B); use --layout folders for separate A and B images")
+        raise SplitError(
+            f"{path} is {w}x{h}: paired layout expects side-by-side pairs about twice as wide as "
+            f"high (left = A, right = B); use --layout folders for separate A and B images"
+        )
 
 
 # ------------------------------------------------------------------ planning
 def _draw(rng: np.random.Generator, items: list, n_val: int, n_test: int) -> tuple[list, list, list]:
     """Shuffle ``items`` and cut off val and test; the rest, in name order, is train."""
     order = [items[i] for i in rng.permutation(len(items))]
-    val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+    val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
     return sorted(train), sorted(val), sorted(test)
 
 
@@ -102,7 +109,9 @@ def _counts(total: int, val: float, test: float, have_val: bool, have_test: bool
     return (0 if have_val else int(round(val * total))), (0 if have_test else int(round(test * total)))
 
 
-def plan_paired(src: Path, val: float, test: float, seed: int, direction: str, keep_pairs: bool) -> tuple[list[Item], dict]:
+def plan_paired(
+    src: Path, val: float, test: float, seed: int, direction: str, keep_pairs: bool
+) -> tuple[list[Item], dict]:
     raw = {s: list_images(src / s) for s in SPLITS if (src / s).is_dir()} or {"train": list_images(src)}
     if not any(raw.values()):
         raise SplitError(f"{src} holds no images")
@@ -126,15 +135,21 @@ def plan_paired(src: Path, val: float, test: float, seed: int, direction: str, k
         train_a = train_b = train
     else:  # half the pairs give their A half, the other half their B half: no pair in both domains
         order = [train[i] for i in rng.permutation(len(train))]
-        train_a, train_b = sorted(order[: (len(order) + 1) // 2]), sorted(order[(len(order) + 1) // 2:])
+        train_a, train_b = sorted(order[: (len(order) + 1) // 2]), sorted(order[(len(order) + 1) // 2 :])
     a_half, b_half = ("left", "right") if direction == "AtoB" else ("right", "left")
     names = _unique_names(train + val_set + test_set)
     items = []
-    for split, a_files, b_files in (("train", train_a, train_b), ("val", val_set, val_set), ("test", test_set, test_set)):
+    for split, a_files, b_files in (
+        ("train", train_a, train_b),
+        ("val", val_set, val_set),
+        ("test", test_set, test_set),
+    ):
         items += [Item(split, "A", names[p], p, a_half) for p in a_files]
         items += [Item(split, "B", names[p], p, b_half) for p in b_files]
-    origin = {"test": f"source {test_src}/" if test_src else f"random {test:g} of all pairs",
-              "val": f"source {val_src}/" if val_src else f"random {val:g} of all pairs"}
+    origin = {
+        "test": f"source {test_src}/" if test_src else f"random {test:g} of all pairs",
+        "val": f"source {val_src}/" if val_src else f"random {val:g} of all pairs",
+    }
     return items, origin
 
 
@@ -171,8 +186,10 @@ def plan_folders(sources: list[Path], val: float, test: float, seed: int, direct
         else:
             subdirs = _image_subdirs(src)
             if len(subdirs) != 2:
-                raise SplitError(f"{src} should hold exactly two folders of images (A and B); found "
-                                 f"{len(subdirs)}: {', '.join(p.name for p in subdirs) or 'none'}")
+                raise SplitError(
+                    f"{src} should hold exactly two folders of images (A and B); found "
+                    f"{len(subdirs)}: {', '.join(p.name for p in subdirs) or 'none'}"
+                )
             tree = {("train", "A"): subdirs[0], ("train", "B"): subdirs[1]}
     if direction == "BtoA":
         tree = {(s, "B" if d == "A" else "A"): p for (s, d), p in tree.items()}
@@ -200,10 +217,19 @@ def plan_folders(sources: list[Path], val: float, test: float, seed: int, direct
 
 
 # ------------------------------------------------------------------ writing
-def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "auto", val: float = 0.1,
-                  test: float = 0.1, seed: int = 0, direction: str = "AtoB", keep_pairs: bool = False,
-                  force: bool = False, provenance: dict[str, Any] | None = None,
-                  show_progress: bool = False) -> tuple[dict[str, Any], bool]:
+def split_dataset(
+    sources: list[str | Path],
+    out: str | Path,
+    layout: str = "auto",
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 0,
+    direction: str = "AtoB",
+    keep_pairs: bool = False,
+    force: bool = False,
+    provenance: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> tuple[dict[str, Any], bool]:
     """Write the split; returns (manifest, whether anything was written).
 
     ``provenance`` (e.g. the archive a download came from) is recorded in the manifest as is.
@@ -231,18 +257,28 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
     else:
         raise SplitError(f"--layout must be auto, paired or folders, got {layout!r}")
 
-    request = {"source": [str(s) for s in sources], "layout": layout, "seed": seed, "val": val, "test": test,
-               "direction": direction, "keep_pairs": keep_pairs if layout == "paired" else None,
-               "inputs": {str(p.relative_to(_common_root(sources))): file_sha256(p)
-                          for p in sorted({i.source for i in items})}}
+    request = {
+        "source": [str(s) for s in sources],
+        "layout": layout,
+        "seed": seed,
+        "val": val,
+        "test": test,
+        "direction": direction,
+        "keep_pairs": keep_pairs if layout == "paired" else None,
+        "inputs": {
+            str(p.relative_to(_common_root(sources))): file_sha256(p) for p in sorted({i.source for i in items})
+        },
+    }
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
         if old.get("request") == request and _outputs_intact(out, old):
             return old, False
         if not force:
-            raise SplitError(f"{out} already holds a different split (see {manifest_path}); "
-                             f"choose another --out or pass --force to replace it")
+            raise SplitError(
+                f"{out} already holds a different split (see {manifest_path}); "
+                f"choose another --out or pass --force to replace it"
+            )
     elif out.exists() and any(out.iterdir()) and not force:
         raise SplitError(f"{out} exists and is not empty; choose another --out or pass --force")
 
@@ -258,8 +294,16 @@ def split_dataset(sources: list[str | Path], out: str | Path, layout: str = "aut
     return manifest, True
 
 
-def _write_split(items: list, sources: list[Path], tmp: Path, out: Path, request: dict[str, Any],
-                 origin: dict[str, Any], provenance: dict[str, Any] | None, show_progress: bool) -> dict[str, Any]:
+def _write_split(
+    items: list,
+    sources: list[Path],
+    tmp: Path,
+    out: Path,
+    request: dict[str, Any],
+    origin: dict[str, Any],
+    provenance: dict[str, Any] | None,
+    show_progress: bool,
+) -> dict[str, Any]:
     """Write every file of the split into ``tmp``, then move the folders into ``out`` (replacing an old split)."""
     files: dict[str, dict[str, str]] = {}
     unreadable: dict[str, None] = {}  # ordered set of messages
@@ -272,14 +316,23 @@ def _write_split(items: list, sources: list[Path], tmp: Path, out: Path, request
             continue
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / rel).write_bytes(data)
-        files[rel] = {"sha256": _sha256(data), "source": str(item.source.relative_to(_common_root(sources))),
-                      **({"half": item.half} if item.half else {})}
+        files[rel] = {
+            "sha256": _sha256(data),
+            "source": str(item.source.relative_to(_common_root(sources))),
+            **({"half": item.half} if item.half else {}),
+        }
     counts = {f"{s}{d}": sum(1 for rel in files if rel.startswith(f"{s}{d}/")) for s in SPLITS for d in "AB"}
     for name in counts:
         (tmp / name).mkdir(parents=True, exist_ok=True)
-    manifest = {"format": MANIFEST_VERSION, "request": request, "origin": origin, "counts": counts,
-                "files": dict(sorted(files.items())), "unreadable": list(unreadable),
-                **({"provenance": provenance} if provenance else {})}
+    manifest = {
+        "format": MANIFEST_VERSION,
+        "request": request,
+        "origin": origin,
+        "counts": counts,
+        "files": dict(sorted(files.items())),
+        "unreadable": list(unreadable),
+        **({"provenance": provenance} if provenance else {}),
+    }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     # replace the old split only once the new one is complete
     out.mkdir(parents=True, exist_ok=True)

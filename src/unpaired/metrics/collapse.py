@@ -14,9 +14,11 @@ translations of the val images are compared with their inputs:
 
 A run is *collapsed* when at least half the translations are nearly constant, or when they vary
 less than a tenth as much as their inputs; the Trainer judges this from the end of the first epoch
-on (a freshly initialised generator outputs nearly constant grey images). Discriminator saturation is reported beside it, not used
+on (a freshly initialised generator outputs nearly constant grey images). Discriminator saturation is reported
+beside it, not used
 alone: a winning discriminator is common in runs that recover.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,6 +42,7 @@ def _mean_pairwise_distance(x: torch.Tensor) -> float | None:
 
 def collapse_stats(inputs: torch.Tensor, outputs: torch.Tensor) -> dict[str, float]:
     """Diversity of translations against their inputs; both (N, C, H, W) in [-1, 1], any sizes."""
+
     def small(t: torch.Tensor) -> torch.Tensor:
         t = (t.detach().float().cpu().clamp(-1, 1) + 1) / 2
         return F.interpolate(t, size=(32, 32), mode="area").flatten(1)

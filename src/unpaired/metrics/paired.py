@@ -25,6 +25,7 @@ size, bicubic, as it does for FID):
 These measure closeness to one particular target; an unpaired translation may be good and still far
 from it (another plausible outline, another colour of shirt), so read them next to FID/KID.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -88,13 +89,15 @@ def ssim(image: np.ndarray, target: np.ndarray) -> float:
     if x.ndim == 2:
         x, y = x[..., None], y[..., None]
     if min(x.shape[:2]) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs images of at least {2 * SSIM_RADIUS + 1} x {2 * SSIM_RADIUS + 1} pixels, "
-                         f"got {x.shape[0]} x {x.shape[1]}")
+        raise ValueError(
+            f"SSIM needs images of at least {2 * SSIM_RADIUS + 1} x {2 * SSIM_RADIUS + 1} pixels, "
+            f"got {x.shape[0]} x {x.shape[1]}"
+        )
     x, y = np.moveaxis(x, -1, 0), np.moveaxis(y, -1, 0)  # (C, H, W)
     g = _gaussian_window()
     mx, my, xx, yy, xy = (_filter_valid(v, g) for v in (x, y, x * x, y * y, x * y))
     vx, vy, cxy = xx - mx * mx, yy - my * my, xy - mx * my
-    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(s.mean(axis=(1, 2)).mean())
 
@@ -112,12 +115,20 @@ def pixel_accuracy(image: np.ndarray, target: np.ndarray, tolerance: int = DEFAU
 
 def pair_metrics(image: np.ndarray, target: np.ndarray, tolerance: int = DEFAULT_TOLERANCE) -> dict[str, float]:
     """{"l1", "psnr", "ssim", "pixel_acc"} of one translation against its target."""
-    return {"l1": l1(image, target), "psnr": psnr(image, target), "ssim": ssim(image, target),
-            "pixel_acc": pixel_accuracy(image, target, tolerance)}
+    return {
+        "l1": l1(image, target),
+        "psnr": psnr(image, target),
+        "ssim": ssim(image, target),
+        "pixel_acc": pixel_accuracy(image, target, tolerance),
+    }
 
 
-def paired_scores(images: Sequence[np.ndarray], targets: Sequence[np.ndarray], names: Sequence[str],
-                  tolerance: int = DEFAULT_TOLERANCE) -> dict[str, Any]:
+def paired_scores(
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    names: Sequence[str],
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> dict[str, Any]:
     """Means over pairs and per-image values keyed by ``names``:
     {"l1", "psnr", "ssim", "pixel_acc" (means), "tolerance", "n_pairs", "per_image": {name: {...}}}."""
     if not (len(images) == len(targets) == len(names)) or not names:

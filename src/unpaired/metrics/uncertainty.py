@@ -19,6 +19,7 @@ are computed once, so a resample costs an n x n double-centring and an SVD of an
 kernel matrices the same way. The default number of resamples (:func:`default_n_boot`) falls with the
 set size so that an interval takes seconds to a minute on a laptop CPU.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -27,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from .fid import default_kid_subset_size, fid_from_features, kid_from_features, kid_kernel
+from .fid import (
+    default_kid_subset_size,
+    fid_from_features,
+    kid_from_features,
+    kid_kernel,
+)
 
 LEVEL = 0.95
 BOOT_KID_SUBSETS = 10  # KID inside a bootstrap: 10 subsets per resample instead of 100
@@ -94,7 +100,7 @@ class _FID:
         g22 = self.g_ff[k][np.ix_(fi, fi)]
         g12 = self.g_rf[k][np.ix_(ri, fi)]
         s11, s22 = g11.sum(), g22.sum()
-        mean_diff = s11 / n1 ** 2 + s22 / n2 ** 2 - 2 * g12.sum() / (n1 * n2)
+        mean_diff = s11 / n1**2 + s22 / n2**2 - 2 * g12.sum() / (n1 * n2)
         tr1 = (np.trace(g11) - s11 / n1) / (n1 - 1)
         tr2 = (np.trace(g22) - s22 / n2) / (n2 - 1)
         row, col = g12.mean(1, keepdims=True), g12.mean(0, keepdims=True)
@@ -146,8 +152,9 @@ def _subsets(rng: np.random.Generator, n1: int, n2: int, num: int, size: int | N
     return [(rng.choice(n1, m, replace=False), rng.choice(n2, m, replace=False)) for _ in range(num)]
 
 
-def bootstrap_fid(real_feats: np.ndarray, fake_feats: np.ndarray, n_boot: int | None = None, seed: int = 0,
-                  level: float = LEVEL) -> tuple[float, float]:
+def bootstrap_fid(
+    real_feats: np.ndarray, fake_feats: np.ndarray, n_boot: int | None = None, seed: int = 0, level: float = LEVEL
+) -> tuple[float, float]:
     """Percentile interval (95% by default) of FID when the test images are redrawn with replacement.
 
     Each of ``n_boot`` resamples draws len(real) real and len(fake) fake feature rows with replacement,
@@ -165,9 +172,15 @@ def bootstrap_fid(real_feats: np.ndarray, fake_feats: np.ndarray, n_boot: int | 
     return _interval(np.array(values), level)
 
 
-def bootstrap_kid(real_feats: np.ndarray, fake_feats: np.ndarray, n_boot: int | None = None, seed: int = 0,
-                  level: float = LEVEL, num_subsets: int = BOOT_KID_SUBSETS,
-                  subset_size: int | None = None) -> tuple[float, float]:
+def bootstrap_kid(
+    real_feats: np.ndarray,
+    fake_feats: np.ndarray,
+    n_boot: int | None = None,
+    seed: int = 0,
+    level: float = LEVEL,
+    num_subsets: int = BOOT_KID_SUBSETS,
+    subset_size: int | None = None,
+) -> tuple[float, float]:
     """Percentile interval (95% by default) of KID when the test images are redrawn with replacement.
 
     As :func:`bootstrap_fid` (real and fake redrawn independently, ``n_boot=None``:
@@ -215,10 +228,15 @@ def _by_seed(feats: Mapping[Any, np.ndarray] | Sequence[np.ndarray]) -> dict[Any
     return {i: _as_f64(v) for i, v in enumerate(feats)}
 
 
-def paired_difference(feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
-                      feats_by_seed_b: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
-                      real_feats: np.ndarray, metric: str | Callable[[np.ndarray, np.ndarray], float] = "fid",
-                      n_boot: int | None = None, seed: int = 0, level: float = LEVEL) -> dict[str, Any]:
+def paired_difference(
+    feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
+    feats_by_seed_b: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
+    real_feats: np.ndarray,
+    metric: str | Callable[[np.ndarray, np.ndarray], float] = "fid",
+    n_boot: int | None = None,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict[str, Any]:
     """Is row B better than row A? Mean over seeds of metric(B) - metric(A), with a hierarchical
     paired bootstrap interval and a verdict.
 
@@ -251,15 +269,19 @@ def paired_difference(feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.nd
     note = None
     if set(a) != set(b):
         only_a, only_b = [s for s in a if s not in b], [s for s in b if s not in a]
-        note = (f"the rows' seeds differ (only in A: {only_a}, only in B: {only_b}); "
-                f"paired on the {len(seeds)} common seeds {seeds}")
+        note = (
+            f"the rows' seeds differ (only in A: {only_a}, only in B: {only_b}); "
+            f"paired on the {len(seeds)} common seeds {seeds}"
+        )
         warnings.warn(note, stacklevel=2)
     real = _as_f64(real_feats)
     fakes_a, fakes_b = [a[s] for s in seeds], [b[s] for s in seeds]
     n_test = len(fakes_a[0])
     if any(len(f) != n_test for f in fakes_a + fakes_b):
-        raise ValueError("every seed of both rows must have features for the same test inputs "
-                         f"(got {[len(f) for f in fakes_a]} and {[len(f) for f in fakes_b]} rows)")
+        raise ValueError(
+            "every seed of both rows must have features for the same test inputs "
+            f"(got {[len(f) for f in fakes_a]} and {[len(f) for f in fakes_b]} rows)"
+        )
     n_real, k = len(real), len(seeds)
     n_boot = default_n_boot(n_real, n_test) if n_boot is None else n_boot
     rng = np.random.default_rng(seed)
@@ -273,8 +295,9 @@ def paired_difference(feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.nd
             return fid(k + i, ri, ti) - fid(i, ri, ti)
     elif metric == "kid":
         kid = _KID(real, fakes_a + fakes_b)
-        observed = [kid_from_features(real, fakes_b[i])[0] - kid_from_features(real, fakes_a[i])[0]
-                    for i in range(k)]  # same subset draws (seed 0) for A and B
+        observed = [
+            kid_from_features(real, fakes_b[i])[0] - kid_from_features(real, fakes_a[i])[0] for i in range(k)
+        ]  # same subset draws (seed 0) for A and B
 
         def diff(i, ri, ti):
             return kid(k + i, ri, ti, subsets) - kid(i, ri, ti, subsets)
@@ -296,6 +319,15 @@ def paired_difference(feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.nd
         values[j] = np.mean([per_seed[i] for i in s])
     low, high = _interval(values, level)
     verdict = "better" if high < 0 else "worse" if low > 0 else "within noise"
-    return {"metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
-            "difference": float(np.mean(observed)), "ci": (low, high), "level": level, "verdict": verdict,
-            "seeds": seeds, "n_boot": int(n_boot), "n_test": int(n_test), "n_real": int(n_real), "note": note}
+    return {
+        "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
+        "difference": float(np.mean(observed)),
+        "ci": (low, high),
+        "level": level,
+        "verdict": verdict,
+        "seeds": seeds,
+        "n_boot": int(n_boot),
+        "n_test": int(n_test),
+        "n_real": int(n_real),
+        "note": note,
+    }

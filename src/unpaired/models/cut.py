@@ -6,6 +6,7 @@ CUT without identity PatchNCE, with lambda_NCE 10 and flip-equivariance; SinCUT 
 StyleGAN2-style networks, a nonsaturating GAN with R1 on real images, an identity L1 term,
 minibatch negatives, and a discriminator on tiles of the crops. Focal PatchNCE is a loss setting.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,44 +20,64 @@ from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss, PatchNCELoss
 from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from ..step import adam
+from .optim import adam
 
 
 @dataclass
 class CUTConfig(ModelConfig):
     """Options of CUT, FastCUT and SinCUT (the ``model:`` section)."""
+
     lambda_gan: float = 1.0
     lambda_nce: float = 1.0
-    nce_idt: bool = True              # identity PatchNCE on domain B (CUT)
+    nce_idt: bool = True  # identity PatchNCE on domain B (CUT)
     nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
-    num_patches: int = 256            # sampled locations per layer
+    num_patches: int = 256  # sampled locations per layer
     nce_temperature: float = 0.07
-    nce_negatives: str = "image"      # image (CUT/FastCUT) | batch (SinCUT)
-    focal_gamma: float = 0.0          # 0 with alpha 1 = cross-entropy PatchNCE
+    nce_negatives: str = "image"  # image (CUT/FastCUT) | batch (SinCUT)
+    focal_gamma: float = 0.0  # 0 with alpha 1 = cross-entropy PatchNCE
     focal_alpha: float = 1.0
-    flip_equivariance: bool = False   # FastCUT's flip augmentation
-    projector_dim: int = 256          # width of the projection head F
-    generator: str = "resnet"         # resnet (CUT) | stylegan2 (SinCUT)
-    discriminator: str = "patchgan"   # patchgan (CUT) | stylegan2 (SinCUT)
-    g_downsampling: int = 1           # stylegan2 generator: number of downsamplings
-    d_tile_size: int = 0              # cut crops into tiles of this size before D (0 = whole crop)
-    lambda_r1: float = 0.0            # R1 penalty on real images (SinCUT 1)
-    lambda_identity: float = 0.0      # L1 between G(B) and B (SinCUT 1)
+    flip_equivariance: bool = False  # FastCUT's flip augmentation
+    projector_dim: int = 256  # width of the projection head F
+    generator: str = "resnet"  # resnet (CUT) | stylegan2 (SinCUT)
+    discriminator: str = "patchgan"  # patchgan (CUT) | stylegan2 (SinCUT)
+    g_downsampling: int = 1  # stylegan2 generator: number of downsamplings
+    d_tile_size: int = 0  # cut crops into tiles of this size before D (0 = whole crop)
+    lambda_r1: float = 0.0  # R1 penalty on real images (SinCUT 1)
+    lambda_identity: float = 0.0  # L1 between G(B) and B (SinCUT 1)
 
     def problems(self, data: DataConfig) -> list[str]:
         checks = [
-            (self.nce_negatives in ("image", "batch"), f"model.nce_negatives must be image or batch, got {self.nce_negatives!r}"),
-            (len(self.nce_layers) > 0 and sorted(set(self.nce_layers)) == self.nce_layers,
-             f"model.nce_layers must be distinct increasing layer indices, got {self.nce_layers}"),
+            (
+                self.nce_negatives in ("image", "batch"),
+                f"model.nce_negatives must be image or batch, got {self.nce_negatives!r}",
+            ),
+            (
+                len(self.nce_layers) > 0 and sorted(set(self.nce_layers)) == self.nce_layers,
+                f"model.nce_layers must be distinct increasing layer indices, got {self.nce_layers}",
+            ),
             (self.num_patches >= 1, f"model.num_patches must be >= 1, got {self.num_patches}"),
-            (self.focal_gamma >= 0 and self.focal_alpha > 0, "model.focal_gamma must be >= 0 and model.focal_alpha > 0"),
-            (self.generator in ("resnet", "stylegan2") and self.discriminator in ("patchgan", "stylegan2"),
-             "model.generator must be resnet or stylegan2 and model.discriminator patchgan or stylegan2"),
-            (self.d_tile_size == 0 or (self.d_tile_size >= 8 and data.crop_size % self.d_tile_size == 0),
-             f"model.d_tile_size ({self.d_tile_size}) must divide data.crop_size ({data.crop_size}) (0 = no tiles)"),
-            (self.discriminator != "stylegan2" or (lambda s: s >= 8 and s & (s - 1) == 0)(self.d_tile_size or data.crop_size),
-             "the stylegan2 discriminator needs a power-of-two input: set model.d_tile_size (or data.crop_size) to 64, 128, ..."),
-            (self.lambda_identity == 0 or self.nce_idt, "model.lambda_identity needs model.nce_idt: true (G(B) is computed for it)"),
+            (
+                self.focal_gamma >= 0 and self.focal_alpha > 0,
+                "model.focal_gamma must be >= 0 and model.focal_alpha > 0",
+            ),
+            (
+                self.generator in ("resnet", "stylegan2") and self.discriminator in ("patchgan", "stylegan2"),
+                "model.generator must be resnet or stylegan2 and model.discriminator patchgan or stylegan2",
+            ),
+            (
+                self.d_tile_size == 0 or (self.d_tile_size >= 8 and data.crop_size % self.d_tile_size == 0),
+                f"model.d_tile_size ({self.d_tile_size}) must divide data.crop_size ({data.crop_size}) (0 = no tiles)",
+            ),
+            (
+                self.discriminator != "stylegan2"
+                or (lambda s: s >= 8 and s & (s - 1) == 0)(self.d_tile_size or data.crop_size),
+                "the stylegan2 discriminator needs a power-of-two input: set model.d_tile_size (or data.crop_size) "
+                "to 64, 128, ...",
+            ),
+            (
+                self.lambda_identity == 0 or self.nce_idt,
+                "model.lambda_identity needs model.nce_idt: true (G(B) is computed for it)",
+            ),
         ]
         return super().problems(data) + [msg for ok, msg in checks if not ok]
 
@@ -102,7 +123,9 @@ class CUT(nn.Module):
         """The A->B generator (validation and translation use it)."""
         return self.G
 
-    def make_optimizers(self, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
+    def make_optimizers(
+        self, lr: float, betas: tuple[float, float], eps: float = 1e-8
+    ) -> dict[str, torch.optim.Optimizer]:
         return {name: adam(getattr(self, name).parameters(), lr, betas, eps) for name in ("G", "D", "F")}
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +138,7 @@ class CUT(nn.Module):
 
     def r1_penalty(self, pred_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """lambda_R1 / 2 * E ||grad_x D(x)||^2 on real images (Mescheder et al. 2018), as the reference."""
-        grad, = torch.autograd.grad(pred_real.float().sum(), real, create_graph=True)
+        (grad,) = torch.autograd.grad(pred_real.float().sum(), real, create_graph=True)
         return grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean() * (0.5 * self.cfg.lambda_r1)
 
     @torch.no_grad()
@@ -134,8 +157,9 @@ class CUT(nn.Module):
         averaged over layers."""
         return self.patch_nce(feat_k, self.query_features(tgt, flipped))
 
-    def patch_nce(self, feat_k: list[torch.Tensor], feat_q: list[torch.Tensor],
-                  positive_prob: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def patch_nce(
+        self, feat_k: list[torch.Tensor], feat_q: list[torch.Tensor], positive_prob: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """PatchNCE of query features against key features at the same sampled locations, averaged
         over layers. ``positive_prob`` receives each layer's mean softmax probability of the
         positive (the quantity the focal loss reweights)."""
@@ -190,8 +214,11 @@ class CUT(nn.Module):
         positive_prob: list[torch.Tensor] = []
         with step.autocast():
             with record_function("G_gan_loss"):
-                loss_g_gan = self.gan_loss(self.discriminate(fake_b), True) * m.lambda_gan if m.lambda_gan > 0 \
+                loss_g_gan = (
+                    self.gan_loss(self.discriminate(fake_b), True) * m.lambda_gan
+                    if m.lambda_gan > 0
                     else fake_b.new_zeros(())
+                )
             with record_function("NCE"):
                 queries = self.query_features(fake, flipped)  # one encoder pass over G(A) and G(B)
                 loss_nce = self.patch_nce([k[:n] for k in keys], [q[:n] for q in queries], positive_prob)

@@ -4,6 +4,7 @@ As the reference: ResNet-9 generators and 70x70 PatchGAN discriminators (the sam
 networks as CUT), LSGAN, cycle L1 with lambda 10 both ways, identity L1 with weight 0.5 x lambda,
 a pool of 50 past fakes for each discriminator, and G updated before D.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,7 +18,7 @@ from torch.profiler import record_function
 from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss
 from ..nets import PatchGANDiscriminator, ResnetGenerator, init_weights
-from ..step import adam
+from .optim import adam
 
 
 class ImagePool(nn.Module):
@@ -64,14 +65,16 @@ class ImagePool(nn.Module):
 @dataclass
 class CycleGANConfig(ModelConfig):
     """Options of the CycleGAN baseline (the ``model:`` section)."""
-    lambda_cycle: float = 10.0        # cycle-consistency L1 weight (both directions)
-    cycle_identity: float = 0.5       # identity L1 weight, as a fraction of lambda_cycle
-    pool_size: int = 50               # history of fakes shown to the discriminators
+
+    lambda_cycle: float = 10.0  # cycle-consistency L1 weight (both directions)
+    cycle_identity: float = 0.5  # identity L1 weight, as a fraction of lambda_cycle
+    pool_size: int = 50  # history of fakes shown to the discriminators
 
     def problems(self, data: DataConfig) -> list[str]:
         ok = self.lambda_cycle >= 0 and self.cycle_identity >= 0 and self.pool_size >= 0
-        return super().problems(data) + ([] if ok else ["model.lambda_cycle, model.cycle_identity and "
-                                                        "model.pool_size must be >= 0"])
+        return super().problems(data) + (
+            [] if ok else ["model.lambda_cycle, model.cycle_identity and model.pool_size must be >= 0"]
+        )
 
 
 class CycleGAN(nn.Module):
@@ -86,8 +89,8 @@ class CycleGAN(nn.Module):
         super().__init__()
         m, c = cfg, channels
         self.cfg = m
-        self.G_A = init_weights(self.build_generator(cfg, c), m.init_gain)   # A -> B
-        self.G_B = init_weights(self.build_generator(cfg, c), m.init_gain)   # B -> A
+        self.G_A = init_weights(self.build_generator(cfg, c), m.init_gain)  # A -> B
+        self.G_B = init_weights(self.build_generator(cfg, c), m.init_gain)  # B -> A
         self.D_A = init_weights(PatchGANDiscriminator(c, m.ndf, m.n_layers_d), m.init_gain)  # judges B
         self.D_B = init_weights(PatchGANDiscriminator(c, m.ndf, m.n_layers_d), m.init_gain)  # judges A
         self.pool_A = ImagePool(m.pool_size)  # fakes of domain A, for D_B
@@ -98,9 +101,13 @@ class CycleGAN(nn.Module):
     def generator(self) -> nn.Module:
         return self.G_A
 
-    def make_optimizers(self, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
-        return {"G": adam([*self.G_A.parameters(), *self.G_B.parameters()], lr, betas, eps),
-                "D": adam([*self.D_A.parameters(), *self.D_B.parameters()], lr, betas, eps)}
+    def make_optimizers(
+        self, lr: float, betas: tuple[float, float], eps: float = 1e-8
+    ) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "G": adam([*self.G_A.parameters(), *self.G_B.parameters()], lr, betas, eps),
+            "D": adam([*self.D_A.parameters(), *self.D_B.parameters()], lr, betas, eps),
+        }
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,8 +157,15 @@ class CycleGAN(nn.Module):
         step.record("D_fake_mean", pred_fake_b.float().mean())
         step.update("D", loss_d_a + loss_d_b)
 
-        out = {"D_A": loss_d_a, "G_A": loss_g_a, "cycle_A": loss_cyc_a, "D_B": loss_d_b, "G_B": loss_g_b,
-               "cycle_B": loss_cyc_b, "G": loss_g}
+        out = {
+            "D_A": loss_d_a,
+            "G_A": loss_g_a,
+            "cycle_A": loss_cyc_a,
+            "D_B": loss_d_b,
+            "G_B": loss_g_b,
+            "cycle_B": loss_cyc_b,
+            "G": loss_g,
+        }
         if idt_w > 0:
             out.update(idt_A=loss_idt_a, idt_B=loss_idt_b)
         self._last = {"real_A": real_a, "fake_B": fake_b.detach(), "real_B": real_b}

@@ -1,4 +1,5 @@
 """Network architectures (plain ``nn.Module`` s)."""
+
 from .init import init_weights
 from .patchgan import PatchGANDiscriminator
 from .projector import PatchSampleMLP

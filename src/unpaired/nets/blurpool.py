@@ -6,6 +6,7 @@ Both are computed separably (the reference uses depthwise convolutions: same val
 rounding). The filters stay persistent buffers named ``filt``, as in the reference, so its weights
 load as they are.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,7 @@ from .padding import ReflectionPad2d
 
 def binomial_filter(size: int) -> torch.Tensor:
     """Normalised 2-D binomial filter of the given size (3 -> [1,2,1] outer product / 16)."""
-    taps = {1: [1.0], 2: [1.0, 1.0], 3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0],
-            5: [1.0, 4.0, 6.0, 4.0, 1.0]}[size]
+    taps = {1: [1.0], 2: [1.0, 1.0], 3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0], 5: [1.0, 4.0, 6.0, 4.0, 1.0]}[size]
     a = torch.tensor(taps)
     filt = a[:, None] * a[None, :]
     return filt / filt.sum()
@@ -76,7 +76,11 @@ class Downsample(nn.Module):
             return F.conv2d(x, self.filt.to(x.dtype), stride=2, groups=x.shape[1])
         for dim in (2, 3):
             n = (x.size(dim) - 1) // 2
-            x = (_every_other(x, dim, 0, n) + _every_other(x, dim, 2, n)).add_(_every_other(x, dim, 1, n), alpha=2).mul_(0.25)
+            x = (
+                (_every_other(x, dim, 0, n) + _every_other(x, dim, 2, n))
+                .add_(_every_other(x, dim, 1, n), alpha=2)
+                .mul_(0.25)
+            )
         return x
 
 
@@ -107,7 +111,7 @@ class Upsample(nn.Module):
             n = x.size(dim)
             xp = _edge_padded(x, dim)
             centre = xp.narrow(dim, 1, n)
-            even = torch.lerp(xp.narrow(dim, 0, n), centre, 0.75)   # (x[t-1] + 3 x[t]) / 4
-            odd = torch.lerp(xp.narrow(dim, 2, n), centre, 0.75)    # (x[t+1] + 3 x[t]) / 4
+            even = torch.lerp(xp.narrow(dim, 0, n), centre, 0.75)  # (x[t-1] + 3 x[t]) / 4
+            odd = torch.lerp(xp.narrow(dim, 2, n), centre, 0.75)  # (x[t+1] + 3 x[t]) / 4
             x = torch.stack([even, odd], dim + 1).flatten(dim, dim + 1)
         return x

@@ -1,4 +1,5 @@
 """Weight initialisation shared by all networks."""
+
 from __future__ import annotations
 
 import torch.nn as nn

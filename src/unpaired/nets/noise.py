@@ -8,20 +8,22 @@ into TorchScript and ONNX with dynamic height and width.
 
 The hash works on 31-bit values held in int64 and alternates h + h // 2**15 (high bits fold into
 low ones) with h * (2h + 1) = h + 2h**2 (a permutation polynomial modulo 2**31, Rivest 2001:
-non-linear and invertible; every product stays below 2**63): exact and identical on every backend. It uses only +, *, floor
+non-linear and invertible; every product stays below 2**63): exact and identical on every backend. It uses only
++, *, floor
 division and remainder (no xor or bit shifts, which ONNX runtimes do not all implement for int64).
 Measured on a 1024 x 1024 field: no two pixels share a hash, mean 0, std 1, kurtosis 3.0, all
 neighbour correlations below 0.002 and a flat power spectrum (tests/test_noise.py checks these).
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-_M = 2 ** 31
+_M = 2**31
 _ROUND_CONSTANTS = (0x2545F491, 0x1B873593)
-_SECOND = 0x5BD1E995      # offset for the second uniform drawn per pixel
+_SECOND = 0x5BD1E995  # offset for the second uniform drawn per pixel
 
 
 def mix31(h: torch.Tensor) -> torch.Tensor:
@@ -42,11 +44,17 @@ def hash_coordinates(y: torch.Tensor, x: torch.Tensor, seed: int) -> torch.Tenso
 
 def _uniform(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The top 24 bits of a 31-bit hash as a float in (0, 1): exact in float32, never 0."""
-    return ((h // 128).to(dtype) + 0.5) * (1.0 / 2 ** 24)
+    return ((h // 128).to(dtype) + 0.5) * (1.0 / 2**24)
 
 
-def coordinate_noise(origin: torch.Tensor | tuple[int, int] | None, height: int, width: int, seed: int = 0,
-                     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def coordinate_noise(
+    origin: torch.Tensor | tuple[int, int] | None,
+    height: int,
+    width: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """N(0, 1) noise (1, 1, height, width) for the pixels whose top-left one sits at ``origin`` = (y0, x0)
     (ints or an int64 tensor of shape (2,); None = (0, 0)) of an unbounded plane fixed by ``seed``."""
     y = torch.arange(height, device=device, dtype=torch.int64)[:, None]

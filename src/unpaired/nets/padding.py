@@ -1,4 +1,5 @@
 """Padding layers that keep the input's dtype under autocast."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """70x70 PatchGAN discriminator with anti-aliased downsampling (reference ``NLayerDiscriminator``)."""
+
 from __future__ import annotations
 
 import torch
@@ -12,17 +13,23 @@ class PatchGANDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3):
         super().__init__()
-        seq: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, padding=1), nn.LeakyReLU(0.2, True),
-                                Downsample(ndf)]
+        seq: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, padding=1), nn.LeakyReLU(0.2, True), Downsample(ndf)]
         mult = 1
         for n in range(1, n_layers):
-            prev, mult = mult, min(2 ** n, 8)
-            seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, padding=1, bias=True),
-                    nn.InstanceNorm2d(ndf * mult), nn.LeakyReLU(0.2, True), Downsample(ndf * mult)]
-        prev, mult = mult, min(2 ** n_layers, 8)
-        seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, padding=1, bias=True),
-                nn.InstanceNorm2d(ndf * mult), nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ndf * mult, 1, 4, padding=1)]
+            prev, mult = mult, min(2**n, 8)
+            seq += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, padding=1, bias=True),
+                nn.InstanceNorm2d(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+                Downsample(ndf * mult),
+            ]
+        prev, mult = mult, min(2**n_layers, 8)
+        seq += [
+            nn.Conv2d(ndf * prev, ndf * mult, 4, padding=1, bias=True),
+            nn.InstanceNorm2d(ndf * mult),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * mult, 1, 4, padding=1),
+        ]
         self.model = nn.Sequential(*seq)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """PatchSample projection head F of CUT: samples locations of encoder features and projects them."""
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,9 @@ class PatchSampleMLP(nn.Module):
     def from_features(cls, feats: list[torch.Tensor], nc: int = 256) -> "PatchSampleMLP":
         return cls([f.shape[1] for f in feats], nc)
 
-    def forward(self, feats: list[torch.Tensor], num_patches: int,
-                patch_ids: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, feats: list[torch.Tensor], num_patches: int, patch_ids: list[torch.Tensor] | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Sample ``num_patches`` locations per layer (the same ones for every image in the batch;
         reuse ``patch_ids`` to sample the query at the key's locations).
 

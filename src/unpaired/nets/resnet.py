@@ -3,6 +3,7 @@
 The layer list mirrors the reference ``ResnetGenerator`` index for index, so the reference's NCE
 layer numbers (0, 4, 8, 12, 16) mean the same thing here and its state dicts load unchanged.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,13 @@ class ResnetBlock(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.conv_block = nn.Sequential(
-            ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), _norm(dim), nn.ReLU(True),
-            ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), _norm(dim),
+            ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, bias=True),
+            _norm(dim),
+            nn.ReLU(True),
+            ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, bias=True),
+            _norm(dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,16 +47,18 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9):
         super().__init__()
         layers: list[nn.Module] = [
-            ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=True), _norm(ngf), nn.ReLU(True)]
+            ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, bias=True),
+            _norm(ngf),
+            nn.ReLU(True),
+        ]
         for i in range(2):
-            c = ngf * 2 ** i
-            layers += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=True), _norm(2 * c), nn.ReLU(True),
-                       Downsample(2 * c)]
+            c = ngf * 2**i
+            layers += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=True), _norm(2 * c), nn.ReLU(True), Downsample(2 * c)]
         layers += [ResnetBlock(4 * ngf) for _ in range(n_blocks)]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
-            layers += [Upsample(c), nn.Conv2d(c, c // 2, 3, padding=1, bias=True), _norm(c // 2),
-                       nn.ReLU(True)]
+            layers += [Upsample(c), nn.Conv2d(c, c // 2, 3, padding=1, bias=True), _norm(c // 2), nn.ReLU(True)]
         layers += [ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 

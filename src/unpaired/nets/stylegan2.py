@@ -5,6 +5,7 @@ leaky ReLU (bias, slope 0.2, gain sqrt 2), [1,3,3,1] blur around every resamplin
 averaged with their skip path (/sqrt 2), noise injection after the upsampling convolution.
 Channel widths follow the reference's tables, which depend on the crop (and tile) resolution.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,8 +102,11 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(cin, cin, 3)
         self.conv2 = ConvLayer(cin, cout, 3, downsample=downsample)
-        self.skip = (ConvLayer(cin, cout, 1, downsample=downsample, activate=False, bias=False)
-                     if cin != cout or downsample else nn.Identity())
+        self.skip = (
+            ConvLayer(cin, cout, 1, downsample=downsample, activate=False, bias=False)
+            if cin != cout or downsample
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
@@ -146,7 +150,7 @@ class UpsampleConv(nn.Module):
         self.activate = FusedLeakyReLU(cout)
 
     def forward(self, x: torch.Tensor, origin: torch.Tensor | tuple[int, int] | None = None) -> torch.Tensor:
-        w = self.scale * self.weight[0]                                   # (cout, cin, 3, 3)
+        w = self.scale * self.weight[0]  # (cout, cin, 3, 3)
         w = w * torch.rsqrt(w.pow(2).sum([1, 2, 3], keepdim=True) + 1e-8)  # demodulation
         out = self.blur(F.conv_transpose2d(x, w.transpose(0, 1), stride=2))
         if self.noise is not None:
@@ -178,8 +182,15 @@ class StyleGAN2Generator(nn.Module):
 
     takes_origin = True  # translate_tiled passes each tile's origin
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 10, n_blocks: int = 9,
-                 n_down: int = 1, crop_size: int = 128):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 10,
+        n_blocks: int = 9,
+        n_down: int = 1,
+        crop_size: int = 128,
+    ):
         super().__init__()
         ch = _channels(ngf, 32, 512)
         res = working_resolution(crop_size)
@@ -195,7 +206,7 @@ class StyleGAN2Generator(nn.Module):
         dec.append(ConvLayer(ch[res], out_channels, 1))
         self.encoder = nn.Sequential(*enc)
         self.decoder = nn.Sequential(*dec)
-        self.multiple = 2 ** n_down
+        self.multiple = 2**n_down
 
     def forward(self, x: torch.Tensor, origin: torch.Tensor | tuple[int, int] | None = None) -> torch.Tensor:
         return self.decode(self.encoder(x), origin)
@@ -225,7 +236,7 @@ class StyleGAN2Discriminator(nn.Module):
         convs: list[nn.Module] = [ConvLayer(in_channels, ch[size], 1)]
         log = int(math.log2(size))
         for i in range(log, 2, -1):
-            convs.append(ResBlock(ch[2 ** i], ch[2 ** (i - 1)]))
+            convs.append(ResBlock(ch[2**i], ch[2 ** (i - 1)]))
         self.convs = nn.Sequential(*convs)
         self.final_conv = ConvLayer(ch[4], ch[4], 3)
         self.final_linear = nn.Sequential(EqualLinear(ch[4] * 16, ch[4], activate=True), EqualLinear(ch[4], 1))

@@ -3,6 +3,7 @@
 Builds ``OUT/data/{trainA,trainB,testA}`` from random crops of the bundled sample images, trains
 FastCUT at 64x64, translates ``testA`` and writes ``OUT/overview.png`` (input above output).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .config import ConfigError, build_config
-from .outputs import make_dir
+from ..config import ConfigError
+from ..files import make_dir
+from ..inference.folders import translate_files
+from ..methods import build_config
+from ..training.trainer import Trainer
 
 PHOTOS_TRAIN = ["astronaut.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg"]
 PHOTOS_TEST = ["chelsea.png", "motorcycle_right.png"]
@@ -23,8 +27,10 @@ def sample_image_folder() -> Path:
     """scikit-image's bundled ``data`` folder, found without importing scikit-image."""
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the demo uses sample images shipped with scikit-image; install them with "
-                          "pip install 'unpaired[demo]' (or pip install scikit-image)")
+        raise ConfigError(
+            "the demo uses sample images shipped with scikit-image; install them with "
+            "pip install 'unpaired[demo]' (or pip install scikit-image)"
+        )
     folder = Path(list(spec.submodule_search_locations)[0]) / "data"
     missing = [n for n in PHOTOS_TRAIN + PHOTOS_TEST + TEXTURES if not (folder / n).is_file()]
     if missing:
@@ -62,7 +68,7 @@ def build_demo_dataset(root: Path, seed: int = 0, size: int = 96) -> Path:
 
 def overview(inputs: list[Path], outputs: list[Path], path: Path, columns: int = 8) -> None:
     """Grid of inputs with their translations underneath."""
-    ims = [(Image.open(a).convert("RGB"), Image.open(b).convert("RGB")) for a, b in zip(inputs, outputs)][:2 * columns]
+    ims = [(Image.open(a).convert("RGB"), Image.open(b).convert("RGB")) for a, b in zip(inputs, outputs)][: 2 * columns]
     w, h = ims[0][0].size
     rows = -(-len(ims) // columns)
     sheet = Image.new("RGB", (columns * w, rows * 2 * h), "white")
@@ -74,25 +80,40 @@ def overview(inputs: list[Path], outputs: list[Path], path: Path, columns: int =
 
 
 def run_demo(out: str | Path, iters: int = 600, device: str = "auto", quiet: bool = False) -> int:
-    from .train import Trainer
-    from .translate import translate_files
-
     out = make_dir(out, "demo folder")
     data = build_demo_dataset(out / "data")
     # 96 px PNGs load in microseconds: loader worker processes would only add start-up time
-    cfg = build_config("fastcut", settings=[("demo", {
-        "data.root": str(data), "data.crop_size": 64, "data.num_workers": 0, "train.iters": iters,
-        "train.device": device, "train.sample_every": 100, "train.save_every": 100})])
+    cfg = build_config(
+        "fastcut",
+        settings=[
+            (
+                "demo",
+                {
+                    "data.root": str(data),
+                    "data.crop_size": 64,
+                    "data.num_workers": 0,
+                    "train.iters": iters,
+                    "train.device": device,
+                    "train.sample_every": 100,
+                    "train.save_every": 100,
+                },
+            )
+        ],
+    )
     summary = Trainer(cfg, out / "run", show_progress=not quiet).fit()
-    written, _ = translate_files(out / "run", data / "testA", out / "translated", device=summary["device"],
-                                 show_progress=not quiet)
+    written, _ = translate_files(
+        out / "run", data / "testA", out / "translated", device=summary["device"], show_progress=not quiet
+    )
     inputs = sorted((data / "testA").glob("*.png"))
     overview(inputs, [out / "translated" / p.name for p in inputs], out / "overview.png")
     sec = summary["sec_per_iter"]
-    print(f"demo: trained FastCUT for {summary['iteration']} iterations"
-          + (f" ({sec:.2f} s/iter on {summary['device']})" if sec else "") + "\n"
-          f"  translated {len(written)} test photos -> {out / 'translated'}\n"
-          f"  inputs above outputs      -> {out / 'overview.png'}\n"
-          f"  training samples          -> {out / 'run' / 'samples'}\n"
-          f"  curves: tensorboard --logdir {out / 'run' / 'tensorboard'}")
+    print(
+        f"demo: trained FastCUT for {summary['iteration']} iterations"
+        + (f" ({sec:.2f} s/iter on {summary['device']})" if sec else "")
+        + "\n"
+        f"  translated {len(written)} test photos -> {out / 'translated'}\n"
+        f"  inputs above outputs      -> {out / 'overview.png'}\n"
+        f"  training samples          -> {out / 'run' / 'samples'}\n"
+        f"  curves: tensorboard --logdir {out / 'run' / 'tensorboard'}"
+    )
     return 0

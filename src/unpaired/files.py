@@ -5,6 +5,7 @@ through :func:`atomic_path` or :func:`append_line`: a write that fails part-way 
 permissions) leaves the previous file as it was and no temporary file behind, and raises
 :class:`OutputError`, whose message names the file and says what to do.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import UnpairedError
 
-class OutputError(RuntimeError):
+
+class OutputError(UnpairedError, RuntimeError):
     """An output folder or file could not be created or written; the message names it and what to do."""
 
 
@@ -40,14 +43,17 @@ def make_dir(path: str | Path, what: str = "output folder", shown: str | Path | 
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise OutputError(f"cannot create the {what} {name}: a file of that name is in the way; "
-                          f"choose another path") from None
+        raise OutputError(
+            f"cannot create the {what} {name}: a file of that name is in the way; choose another path"
+        ) from None
     except NotADirectoryError:
-        raise OutputError(f"cannot create the {what} {name}: a part of the path is a file, not a folder; "
-                          f"choose another path") from None
+        raise OutputError(
+            f"cannot create the {what} {name}: a part of the path is a file, not a folder; choose another path"
+        ) from None
     except OSError as e:
-        raise OutputError(f"cannot create the {what} {name}: {e.strerror or e}; "
-                          f"choose a folder you can write to") from None
+        raise OutputError(
+            f"cannot create the {what} {name}: {e.strerror or e}; choose a folder you can write to"
+        ) from None
     return path
 
 

@@ -8,6 +8,7 @@ not oversubscribe the cores (an ``OMP_NUM_THREADS`` already set by the user is k
 their own sessions: a Ctrl-C reaches them only through the parent, which forwards each one once (the
 first makes every child save a checkpoint and stop, a second aborts them, as for ``unpaired train``).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import torch
 from tqdm.auto import tqdm
 
-from .train import Callback
+from ..errors import UnpairedError
+from ..training.trainer import Callback
 
 POLL_SECONDS = 0.5
 
 
-class JobsFailed(RuntimeError):
+class JobsFailed(UnpairedError, RuntimeError):
     """Some child processes failed; the message names them, with the end of their logs."""
+
+    exit_code = 1  # some runs failed, the others completed
 
 
 def cpu_count() -> int:
@@ -49,7 +54,6 @@ def gpu_ids(device: str) -> list[str]:
     device (a CPU, MPS, a single GPU, or an explicit ``cuda:N``)."""
     if device not in ("auto", "cuda"):
         return []
-    import torch
 
     if not torch.cuda.is_available():
         return []
@@ -68,6 +72,7 @@ def package_command(*args: str) -> list[str]:
 @dataclass
 class Job:
     """One child process: ``cmd`` with stdout and stderr appended to ``log``."""
+
     name: str
     cmd: list[str]
     log: Path
@@ -89,8 +94,15 @@ class Job:
         return "\n".join(text.splitlines()[-lines:])
 
     def describe(self) -> str:
-        state = ("ok" if self.ok else "interrupted" if self.returncode in (130, -signal.SIGINT)
-                 else f"failed (exit {self.returncode})" if self.returncode > 0 else f"killed by signal {-self.returncode}")
+        state = (
+            "ok"
+            if self.ok
+            else "interrupted"
+            if self.returncode in (130, -signal.SIGINT)
+            else f"failed (exit {self.returncode})"
+            if self.returncode > 0
+            else f"killed by signal {-self.returncode}"
+        )
         return f"{self.name}: {state}, {self.seconds:.1f} s" + ("" if self.ok else f"; log {self.log}")
 
 
@@ -102,8 +114,7 @@ class JobPool:
     press; with ``raise_interrupt`` the parent then also raises KeyboardInterrupt (it trains too),
     otherwise it only stops starting new children and keeps waiting for the running ones."""
 
-    def __init__(self, jobs: int, device: str = "auto", raise_interrupt: bool = False,
-                 parent_gpu: bool = False):
+    def __init__(self, jobs: int, device: str = "auto", raise_interrupt: bool = False, parent_gpu: bool = False):
         self.jobs = max(1, jobs)
         self.gpus = gpu_ids(device)
         # the parent itself trains on the first visible GPU: count it so children go elsewhere first
@@ -114,7 +125,7 @@ class JobPool:
         self.finished: list[Job] = []
         self.interrupts = 0
         self._previous = None
-        self._starting = False      # a KeyboardInterrupt now would lose the child being started
+        self._starting = False  # a KeyboardInterrupt now would lose the child being started
         self._raise_pending = False
 
     # ------------------------------------------------------------- signals
@@ -142,8 +153,11 @@ class JobPool:
         """Forward one SIGINT to every running child (their Trainers save and stop; a second aborts)."""
         self.interrupts += 1
         if self.running:
-            tqdm.write(f"Interrupted: asking {len(self.running)} child process(es) to save and stop"
-                       + (" (Ctrl-C again to abort them)" if self.interrupts == 1 else ""), file=sys.stderr)
+            tqdm.write(
+                f"Interrupted: asking {len(self.running)} child process(es) to save and stop"
+                + (" (Ctrl-C again to abort them)" if self.interrupts == 1 else ""),
+                file=sys.stderr,
+            )
         for job in self.running:
             self._signal(job)
 
@@ -193,13 +207,22 @@ class JobPool:
 
     def _start(self, job: Job, gpu: str | None) -> None:
         with open(job.log, "a") as log:
-            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {subprocess.list2cmdline(job.cmd)}"
-                      f" (OMP_NUM_THREADS={self.env(gpu)['OMP_NUM_THREADS']}"
-                      + (f", CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else "") + ")\n")
+            log.write(
+                f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {subprocess.list2cmdline(job.cmd)}"
+                f" (OMP_NUM_THREADS={self.env(gpu)['OMP_NUM_THREADS']}"
+                + (f", CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else "")
+                + ")\n"
+            )
             log.flush()
             job.started = time.perf_counter()
-            job.proc = subprocess.Popen(job.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        env=self.env(gpu), start_new_session=True)
+            job.proc = subprocess.Popen(
+                job.cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env(gpu),
+                start_new_session=True,
+            )
             self.running.append(job)
 
     def poll(self) -> list[Job]:
@@ -243,8 +266,7 @@ class JobPool:
 
 def failure_report(failed: list[Job], what: str, total: int, lines: int = 20) -> str:
     """'1 of 2 rows failed: NAME (exit 1)' followed by the end of each failed child's log."""
-    parts = [f"{len(failed)} of {total} {what} failed: "
-             + ", ".join(f"{j.name} (exit {j.returncode})" for j in failed)]
+    parts = [f"{len(failed)} of {total} {what} failed: " + ", ".join(f"{j.name} (exit {j.returncode})" for j in failed)]
     for j in failed:
         parts.append(f"--- {j.name}: last lines of {j.log} ---\n{j.tail(lines)}")
     return "\n".join(parts)

@@ -11,6 +11,7 @@ one run per seed, OUT/<row>/seed<k>, whose configuration has ``train.seed = k``.
 to that many runs go at once, each as ``unpaired experiment ... --only ROW [--seeds K] --row-process``
 in its own process (:mod:`unpaired.jobs`), and the parent writes the same report.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,19 +19,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, build_config, load_yaml
+from tqdm.auto import tqdm
+
+from ..config import Config, ConfigError, load_yaml
+from ..devices import select_device
+from ..files import make_dir
+from ..inference.evaluation import evaluate_run
+from ..methods import build_config
+from ..training.trainer import Trainer
 from .document import Bold
-from .outputs import make_dir
+from .jobs import Job, JobPool, JobsFailed, failure_report, package_command
+from .report import write_report
 
 
 def check_seeds(seeds: Any, where: str) -> list[int] | None:
     """``seeds`` as a list of distinct integers (None stays None: one run per row, the config's seed)."""
     if seeds is None:
         return None
-    if (not isinstance(seeds, (list, tuple)) or not seeds
-            or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2 ** 32 for k in seeds)):
-        raise ConfigError(f"{where}: expected a non-empty list of integer seeds in [0, 2**32), e.g. [0, 1, 2], "
-                          f"got {seeds!r}")
+    if (
+        not isinstance(seeds, (list, tuple))
+        or not seeds
+        or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2**32 for k in seeds)
+    ):
+        raise ConfigError(
+            f"{where}: expected a non-empty list of integer seeds in [0, 2**32), e.g. [0, 1, 2], got {seeds!r}"
+        )
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{where}: seeds must be distinct, got {list(seeds)}")
     return list(seeds)
@@ -46,24 +59,31 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: row names must be unique, got {names}")
     for r in rows:
         if not isinstance(r.get("set", {}) or {}, dict):
-            raise ConfigError(f"{path}: row {r['name']}: 'set' must map settings to values "
-                              f"(e.g. set: {{model.ngf: 32}}), got {r['set']!r}")
+            raise ConfigError(
+                f"{path}: row {r['name']}: 'set' must map settings to values "
+                f"(e.g. set: {{model.ngf: 32}}), got {r['set']!r}"
+            )
     scales = spec.get("scales", {})
-    if not isinstance(scales, dict) or not all(isinstance(v, dict) and isinstance(v.get("set", {}) or {}, dict)
-                                               for v in scales.values()):
+    if not isinstance(scales, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("set", {}) or {}, dict) for v in scales.values()
+    ):
         raise ConfigError(f"{path}: 'scales' must map scale names to entries with 'set: {{setting: value}}'")
     check_seeds(spec.get("seeds"), f"{path}: seeds")
     return spec
 
 
-def row_config(spec: dict[str, Any], row: dict[str, Any], scale: str, data: str | Path, device: str,
-               seed: int | None = None) -> Config:
+def row_config(
+    spec: dict[str, Any], row: dict[str, Any], scale: str, data: str | Path, device: str, seed: int | None = None
+) -> Config:
     """A row's configuration; ``seed`` (one of the experiment's seeds) sets ``train.seed`` last."""
     scales = spec.get("scales", {})
     if scale not in scales:
         raise ConfigError(f"scale {scale!r} is not defined; the file defines: {', '.join(scales) or 'none'}")
-    settings = [(f"scale {scale}", scales[scale].get("set") or {}), (f"row {row['name']}", row.get("set") or {}),
-                ("experiment", {"data.root": str(data), "train.device": device})]
+    settings = [
+        (f"scale {scale}", scales[scale].get("set") or {}),
+        (f"row {row['name']}", row.get("set") or {}),
+        ("experiment", {"data.root": str(data), "train.device": device}),
+    ]
     if seed is not None:
         settings.append((f"seed {seed}", {"train.seed": seed}))
     return build_config(row["model"], settings=settings)
@@ -85,12 +105,16 @@ def _check_layout(out: Path, rows: list[dict[str, Any]], seeds: list[int] | None
     for row in rows:
         row_dir = out / row["name"]
         if seeds is not None and (row_dir / "config.yaml").is_file():
-            raise ConfigError(f"{row_dir} holds a run without seeds (an experiment run without --seeds); with seeds each "
-                              f"row's runs go to {row_dir}/seed<k>/. Use another --out, or move that run's files into "
-                              f"{row_dir}/seed<k>/ for the seed in its config.yaml")
+            raise ConfigError(
+                f"{row_dir} holds a run without seeds (an experiment run without --seeds); with seeds each "
+                f"row's runs go to {row_dir}/seed<k>/. Use another --out, or move that run's files into "
+                f"{row_dir}/seed<k>/ for the seed in its config.yaml"
+            )
         if seeds is None and any(p.is_file() for p in row_dir.glob("seed*/config.yaml")):
-            raise ConfigError(f"{row_dir} holds runs of an experiment with seeds ({row_dir}/seed<k>/); give the same "
-                              f"--seeds (or the file's seeds:) again, or use another --out")
+            raise ConfigError(
+                f"{row_dir} holds runs of an experiment with seeds ({row_dir}/seed<k>/); give the same "
+                f"--seeds (or the file's seeds:) again, or use another --out"
+            )
 
 
 def _row_state(run_dir: Path) -> tuple[bool, bool]:
@@ -100,9 +124,18 @@ def _row_state(run_dir: Path) -> tuple[bool, bool]:
     return finished, (run_dir / "eval" / "test.json").is_file()
 
 
-def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: str = "full",
-                   only: list[str] | None = None, device: str = "auto", show_progress: bool = True,
-                   jobs: int = 1, report: bool = True, seeds: list[int] | None = None) -> dict[str, Path]:
+def run_experiment(
+    path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    scale: str = "full",
+    only: list[str] | None = None,
+    device: str = "auto",
+    show_progress: bool = True,
+    jobs: int = 1,
+    report: bool = True,
+    seeds: list[int] | None = None,
+) -> dict[str, Path]:
     """Train and score every row (or the ``only`` ones), then write OUT/report.
 
     ``seeds`` (default: the file's ``seeds:``, else none): one run per row and seed in
@@ -110,9 +143,6 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
     ``jobs`` > 1 runs up to that many runs at once, each in its own process (see
     :mod:`unpaired.jobs`) logging to <run folder>/experiment.log; ``report=False`` skips the report
     (a row process of such a run). The report gets {row name: [its run folders]}."""
-    from .report import write_report
-    from .train import select_device
-
     spec = load_experiment(path)
     rows = spec["rows"]
     if only:
@@ -128,57 +158,89 @@ def run_experiment(path: str | Path, data: str | Path, out: str | Path, scale: s
     dev = str(select_device(device))
     # one entry per run, rows in file order and each row's seeds in the given order
     runs = [(row, seed) for row in rows for seed in (seeds if seeds is not None else [None])]
-    configs = [row_config(spec, row, scale, data, device, seed) for row, seed in runs]  # all settings, before any trains
+    configs = [
+        row_config(spec, row, scale, data, device, seed) for row, seed in runs
+    ]  # all settings, before any trains
     make_dir(out, "experiment folder")  # before anything trains: an unwritable --out fails at once
     if jobs > 1:
         _run_rows_in_processes(path, data, out, scale, runs, device, jobs, show_progress, seeds is not None)
     else:
         for i, ((row, seed), cfg) in enumerate(zip(runs, configs), 1):
-            _run_row(run_label(row["name"], seed), cfg, run_dir_of(out, row["name"], seed), data, dev,
-                     f"[{i}/{len(runs)}] ", show_progress)
+            _run_row(
+                run_label(row["name"], seed),
+                cfg,
+                run_dir_of(out, row["name"], seed),
+                data,
+                dev,
+                f"[{i}/{len(runs)}] ",
+                show_progress,
+            )
     if not report:
         return {}
     thesis = {r["name"]: r["thesis"] for r in spec["rows"] if "thesis" in r}
     overrides = spec["scales"][scale].get("set") or {}
-    note = ["Experiment ", Bold(str(spec.get("name", Path(path).stem))), ", scale ", Bold(scale),
-            f" ({', '.join(f'{k} = {v}' for k, v in overrides.items()) or 'no overrides'}), data {data}"
-            + (f", seeds {', '.join(map(str, seeds))} (one run per row and seed)." if seeds is not None else ".")]
-    groups = {row["name"]: [run_dir_of(out, row["name"], seed) for seed in (seeds if seeds is not None else [None])]
-              for row in rows}
+    note = [
+        "Experiment ",
+        Bold(str(spec.get("name", Path(path).stem))),
+        ", scale ",
+        Bold(scale),
+        f" ({', '.join(f'{k} = {v}' for k, v in overrides.items()) or 'no overrides'}), data {data}"
+        + (f", seeds {', '.join(map(str, seeds))} (one run per row and seed)." if seeds is not None else "."),
+    ]
+    groups = {
+        row["name"]: [run_dir_of(out, row["name"], seed) for seed in (seeds if seeds is not None else [None])]
+        for row in rows
+    }
     return write_report(groups, out / "report", note=note, reference=thesis)
 
 
-def _run_row(name: str, cfg: Config, run_dir: Path, data: str | Path, device: str, prefix: str,
-             show_progress: bool) -> None:
+def _run_row(
+    name: str, cfg: Config, run_dir: Path, data: str | Path, device: str, prefix: str, show_progress: bool
+) -> None:
     """Train one run, a row or one seed of a row (resuming; skipped when finished), and score it
     on the test split. ``name``: its label in progress lines ('cut-ce' or 'cut-ce seed 1')."""
-    from .evaluate import evaluate_run
-    from .train import Trainer
-
     finished, scored = _row_state(run_dir)
-    print(f"{prefix}{name}: " + ("finished, skipping training" if finished else
-          "resuming" if (run_dir / "checkpoints" / "latest.pt").is_file() else "training"), file=sys.stderr)
+    print(
+        f"{prefix}{name}: "
+        + (
+            "finished, skipping training"
+            if finished
+            else "resuming"
+            if (run_dir / "checkpoints" / "latest.pt").is_file()
+            else "training"
+        ),
+        file=sys.stderr,
+    )
     if not finished:
         summary = Trainer(cfg, run_dir, show_progress=show_progress).fit()
         if summary.get("stop_reason") == "interrupted":  # Ctrl-C: stop here, the rerun resumes this run
-            raise KeyboardInterrupt(f"{name} stopped at iteration {summary['iteration']} of "
-                                    f"{summary['total_iterations']}; the same command resumes it")
+            raise KeyboardInterrupt(
+                f"{name} stopped at iteration {summary['iteration']} of "
+                f"{summary['total_iterations']}; the same command resumes it"
+            )
     if not finished or not scored:  # fresh training, or a finished row never scored
         r = evaluate_run(run_dir, data, "test", which="best", device=device, show_progress=show_progress)
-        print(f"{prefix}{name}: test FID {r['fid']:.2f}, KID {r['kid']:.4f} ({r['checkpoint']}, iteration "
-              f"{r['iteration']})", file=sys.stderr)
+        print(
+            f"{prefix}{name}: test FID {r['fid']:.2f}, KID {r['kid']:.4f} ({r['checkpoint']}, iteration "
+            f"{r['iteration']})",
+            file=sys.stderr,
+        )
 
 
-def _run_rows_in_processes(path: str | Path, data: str | Path, out: Path, scale: str,
-                           runs: list[tuple[dict[str, Any], int | None]], device: str, jobs: int, show_progress: bool,
-                           with_seeds: bool) -> None:
+def _run_rows_in_processes(
+    path: str | Path,
+    data: str | Path,
+    out: Path,
+    scale: str,
+    runs: list[tuple[dict[str, Any], int | None]],
+    device: str,
+    jobs: int,
+    show_progress: bool,
+    with_seeds: bool,
+) -> None:
     """Run each unfinished (row, seed) as ``unpaired experiment ... --only ROW [--seeds K]
     --row-process`` in its own process, at most ``jobs`` at a time; raise :class:`JobsFailed`
     naming the runs that failed."""
-    from tqdm.auto import tqdm
-
-    from .jobs import Job, JobPool, JobsFailed, failure_report, package_command
-
     what = "runs" if with_seeds else "rows"
     todo = []
     for i, (row, seed) in enumerate(runs, 1):
@@ -186,18 +248,41 @@ def _run_rows_in_processes(path: str | Path, data: str | Path, out: Path, scale:
         if all(_row_state(run_dir)):
             print(f"[{i}/{len(runs)}] {label}: finished and scored, skipping", file=sys.stderr)
             continue
-        cmd = package_command("experiment", str(path), "--data", str(data), "--out", str(out), "--scale", scale,
-                              "--only", row["name"], *(["--seeds", str(seed)] if seed is not None else []),
-                              "--device", device, "--quiet", "--row-process")
+        cmd = package_command(
+            "experiment",
+            str(path),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--scale",
+            scale,
+            "--only",
+            row["name"],
+            *(["--seeds", str(seed)] if seed is not None else []),
+            "--device",
+            device,
+            "--quiet",
+            "--row-process",
+        )
         todo.append(Job(label, cmd, run_dir / "experiment.log"))
     if not todo:
         return
     pool = JobPool(min(jobs, len(todo)), device)
-    print(f"running {len(todo)} {what[:-1]}(s), {pool.jobs} at a time, {pool.threads} CPU thread(s) each"
-          + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
-          + f"; logs in {out}/<row>{'/seed<k>' if with_seeds else ''}/experiment.log", file=sys.stderr)
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=what, unit=what[:-1],
-               disable=not show_progress, dynamic_ncols=True)
+    print(
+        f"running {len(todo)} {what[:-1]}(s), {pool.jobs} at a time, {pool.threads} CPU thread(s) each"
+        + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
+        + f"; logs in {out}/<row>{'/seed<k>' if with_seeds else ''}/experiment.log",
+        file=sys.stderr,
+    )
+    bar = tqdm(
+        total=len(runs),
+        initial=len(runs) - len(todo),
+        desc=what,
+        unit=what[:-1],
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
 
     def ended(job: Job) -> None:
         bar.update(1)
@@ -210,7 +295,9 @@ def _run_rows_in_processes(path: str | Path, data: str | Path, out: Path, scale:
         bar.close()
     failed = [j for j in done if not j.ok]
     if pool.interrupted:
-        raise KeyboardInterrupt(f"{len(done) - len(failed)} of {len(todo)} {what[:-1]}(s) completed; the stopped "
-                                f"ones saved a checkpoint, and the same command resumes them")
+        raise KeyboardInterrupt(
+            f"{len(done) - len(failed)} of {len(todo)} {what[:-1]}(s) completed; the stopped "
+            f"ones saved a checkpoint, and the same command resumes them"
+        )
     if failed:
         raise JobsFailed(failure_report(failed, what, len(todo)))

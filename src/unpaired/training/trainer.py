@@ -15,13 +15,13 @@ A run lives in one folder::
 logs, samples, validates and checkpoints when due), and :meth:`finish`. :class:`Callback` objects
 hook into it (Ctrl-C handling and a sweep's pruning are callbacks).
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import math
 import random
-import signal
 import statistics
 import sys
 import time
@@ -33,23 +33,35 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt_io
+from .. import checkpoint as ckpt_io
+from ..amp import Precision
+from ..config import RUNTIME_FIELDS, Config, ConfigError, diff, resolve, save_yaml
+from ..data import SingleImageDataset
+from ..data.images import save_image, skipped_summary, to_tensor, triptych
+from ..data.loading import batches_per_epoch, training_dataset, training_loader
+from ..devices import configure_determinism, select_device, settle_vector_math
+from ..errors import UnpairedError
+from ..evaluate import SplitScorer
+from ..files import append_line, make_dir, remove_stale_temporaries, write_text
+from ..methods import build_model
+from ..metrics.collapse import discriminator_gap
+from ..metrics.collapse import judge as judge_collapse
+from ..models import param_counts
+from ..tiling import eval_mode, translate_any
 from . import distributed
-from .amp import Precision
-from .config import RUNTIME_FIELDS, Config, ConfigError, diff, resolve, save_yaml
-from .data import SingleImageDataset
-from .data.images import save_image, skipped_summary, to_tensor, triptych
-from .data.loading import batches_per_epoch, training_dataset, training_loader
-from .devices import configure_determinism, select_device, settle_vector_math
-from .metrics.collapse import discriminator_gap
-from .metrics.collapse import judge as judge_collapse
-from .metrics.profile import MemoryMeter
-from .models import build_model, param_counts
-from .outputs import append_line, make_dir, remove_stale_temporaries, write_text
+from .callbacks import Callback, GracefulInterrupt
+from .memory import MemoryMeter
 from .step import StepResult, TrainStep, build_step
-from .translate import eval_mode, translate_any
 
-__all__ = ["Trainer", "Callback", "GracefulInterrupt", "TrainingDiverged", "select_device", "seed_everything", "linear_decay"]
+__all__ = [
+    "Trainer",
+    "Callback",
+    "GracefulInterrupt",
+    "TrainingDiverged",
+    "select_device",
+    "seed_everything",
+    "linear_decay",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -59,7 +71,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UnpairedError, RuntimeError):
     """A loss or the weights became NaN or infinite; nothing non-finite was saved. The message names
     the loss (or tensor) and the iteration, and what to try."""
 
@@ -67,55 +79,6 @@ class TrainingDiverged(RuntimeError):
 def linear_decay(n_epochs: int, n_epochs_decay: int):
     """The reference's 'linear' policy: 1 for n_epochs epochs, then linearly to 0 over the decay."""
     return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
-
-
-class Callback:
-    """Hooks into :meth:`Trainer.fit`. Override what you need; ``trainer.request_stop(reason)``
-    ends training after the current iteration, with a checkpoint. Hooks run on every process
-    under torchrun; only rank 0 logs and validates."""
-
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        """After setup and restore, before the first iteration."""
-
-    def on_step_end(self, trainer: "Trainer") -> None:
-        """After every iteration (keep it cheap: no device reads here)."""
-
-    def on_log(self, trainer: "Trainer", record: dict[str, Any]) -> None:
-        """Every ``log_every`` iterations, with the metrics.jsonl record (rank 0)."""
-
-    def on_validation(self, trainer: "Trainer", entry: dict[str, Any]) -> None:
-        """After each validation, with {"iteration", "epoch", "fid", "kid", ...} (rank 0)."""
-
-    def on_checkpoint(self, trainer: "Trainer", path: Path) -> None:
-        """After a checkpoint was written (rank 0)."""
-
-    def on_fit_end(self, trainer: "Trainer") -> None:
-        """When fit() ends, also through an exception."""
-
-
-class GracefulInterrupt(Callback):
-    """First Ctrl-C asks the loop to stop after the current iteration (and save); a second one aborts."""
-
-    def __init__(self):
-        self.previous = None
-
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        def handler(signum, frame):
-            if trainer.stop_reason is not None:
-                raise KeyboardInterrupt
-            trainer.request_stop("interrupted")
-            tqdm.write("Interrupted: finishing this iteration and saving a checkpoint (Ctrl-C again to abort).",
-                       file=sys.stderr)
-
-        try:
-            self.previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-            self.previous = None
-
-    def on_fit_end(self, trainer: "Trainer") -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
 
 
 class Trainer:
@@ -126,9 +89,15 @@ class Trainer:
     :class:`unpaired.data.UnalignedDataset` (by (epoch, position) keys, with ``epoch_length``);
     ``callbacks``: :class:`Callback` objects (Ctrl-C handling is always installed)."""
 
-    def __init__(self, config: Config, run_dir: str | Path, model: torch.nn.Module | None = None,
-                 data: str | Path | Any | None = None, callbacks: Iterable[Callback] = (),
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path,
+        model: torch.nn.Module | None = None,
+        data: str | Path | Any | None = None,
+        callbacks: Iterable[Callback] = (),
+        show_progress: bool = True,
+    ):
         cfg = copy.deepcopy(config)
         self.dataset = None
         if isinstance(data, (str, Path)):
@@ -163,8 +132,11 @@ class Trainer:
         try:
             if self.iteration >= self.stop_at:
                 if self.dist.is_main:
-                    tqdm.write(f"{self.run_dir}: already at iteration {self.iteration} of {self.stop_at}; nothing "
-                               f"to do (raise --iters or --epochs to train further)", file=sys.stderr)
+                    tqdm.write(
+                        f"{self.run_dir}: already at iteration {self.iteration} of {self.stop_at}; nothing "
+                        f"to do (raise --iters or --epochs to train further)",
+                        file=sys.stderr,
+                    )
                 return self.finish(trained=False)
             self.train_loop()
             return self.finish()
@@ -189,8 +161,11 @@ class Trainer:
         if self.dist.is_main:
             skipped = getattr(self.dataset, "skipped_entries", [])  # a dataset passed in may lack them
             if skipped:
-                tqdm.write(f"warning: {skipped_summary(skipped, 'of the training folders')}: skipped ('unpaired data "
-                           f"check' lists them; --strict refuses them)", file=sys.stderr)
+                tqdm.write(
+                    f"warning: {skipped_summary(skipped, 'of the training folders')}: skipped ('unpaired data "
+                    f"check' lists them; --strict refuses them)",
+                    file=sys.stderr,
+                )
             make_dir(self.run_dir, "run folder")
             save_yaml(cfg, self.run_dir / "config.yaml")
 
@@ -199,8 +174,10 @@ class Trainer:
         if self.dist.enabled:
             distributed.broadcast_module(self.model)
         self.optimizers = self.model.make_optimizers(tc.lr, (tc.beta1, tc.beta2), tc.adam_eps)
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
-                           for k, o in self.optimizers.items()}
+        self.schedulers = {
+            k: torch.optim.lr_scheduler.LambdaLR(o, linear_decay(tc.epochs, tc.epochs_decay))
+            for k, o in self.optimizers.items()
+        }
         self.step = self.make_step()
         self.epoch = self.batch = self.iteration = 0
         self.saved_iteration: int | None = None  # of the last checkpoint written or resumed from
@@ -209,9 +186,9 @@ class Trainer:
         self.validation: dict[str, Any] = {"best": None, "final": None}
         self.collapse: dict[str, Any] = {"collapsed_at": None, "reason": None, "last": None}
         self.last_stats: dict[str, float] = {}  # diagnostics of the last logged interval
-        self.skipped: list[str] = []        # messages about unreadable files, each reported once
-        self.small: list[str] = []          # images smaller than the crop (upscaled)
-        self.times: list[float] = []        # seconds per iteration of each logged interval
+        self.skipped: list[str] = []  # messages about unreadable files, each reported once
+        self.small: list[str] = []  # images smaller than the crop (upscaled)
+        self.times: list[float] = []  # seconds per iteration of each logged interval
         self.per_epoch = batches_per_epoch(cfg, self.dataset, self.dist.world)
         self.total = self.per_epoch * (tc.epochs + tc.epochs_decay)
         self.stop_at = min(self.total, tc.iters) if tc.iters else self.total
@@ -219,9 +196,14 @@ class Trainer:
 
     def make_step(self) -> TrainStep:
         """The object the loop calls once per iteration: eager or compiled (``train.compile``)."""
-        return build_step(self.model, self.optimizers, self.precision, self.cfg.train.compile,
-                          distributed.average_gradients if self.dist.enabled else None,
-                          log=(lambda line: tqdm.write(line, file=sys.stderr)) if self.dist.is_main else (lambda line: None))
+        return build_step(
+            self.model,
+            self.optimizers,
+            self.precision,
+            self.cfg.train.compile,
+            distributed.average_gradients if self.dist.enabled else None,
+            log=(lambda line: tqdm.write(line, file=sys.stderr)) if self.dist.is_main else (lambda line: None),
+        )
 
     def restore(self, state: dict[str, Any] | None) -> None:
         """Networks, optimizers, schedules, loss scaler, data position and RNG states from a checkpoint."""
@@ -235,8 +217,10 @@ class Trainer:
                 self.step.load_state_dict(state["scaler"])
             except (KeyError, ValueError, RuntimeError, TypeError) as e:
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise ckpt_io.CheckpointError(f"{self.ckpt_path}: its optimizer state does not fit the model ({first}); "
-                                              f"the file was altered or mixed up: {ckpt_io.NOT_OURS}") from None
+                raise ckpt_io.CheckpointError(
+                    f"{self.ckpt_path}: its optimizer state does not fit the model ({first}); "
+                    f"the file was altered or mixed up: {ckpt_io.NOT_OURS}"
+                ) from None
             p = state["progress"]
             self.epoch, self.batch, self.iteration = p["epoch"], p["batch"], p["iteration"]
             self.saved_iteration = self.iteration
@@ -246,24 +230,39 @@ class Trainer:
             ckpt_io.set_rng_state(state["rng"])
         if self.dist.is_main:
             self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
-            stale = [p for d in (self.run_dir, self.run_dir / "checkpoints") if d.is_dir()
-                     for p in remove_stale_temporaries(d)]
+            stale = [
+                p
+                for d in (self.run_dir, self.run_dir / "checkpoints")
+                if d.is_dir()
+                for p in remove_stale_temporaries(d)
+            ]
             if stale:
-                tqdm.write(f"note: removed {len(stale)} temporary file(s) left by a write that was killed "
-                           f"(first: {stale[0]}); the checkpoint in use is complete", file=sys.stderr)
+                tqdm.write(
+                    f"note: removed {len(stale)} temporary file(s) left by a write that was killed "
+                    f"(first: {stale[0]}); the checkpoint in use is complete",
+                    file=sys.stderr,
+                )
 
     def train_loop(self) -> None:
         cfg, tc, main = self.cfg, self.cfg.train, self.dist.is_main
-        loader = training_loader(cfg, self.dataset, self.epoch, self.batch, self.device.type == "cuda",
-                                 self.dist.rank, self.dist.world)
-        self.single_images = ((self.dataset.images, self.dataset.paths)
-                              if isinstance(self.dataset, SingleImageDataset) else None)
+        loader = training_loader(
+            cfg, self.dataset, self.epoch, self.batch, self.device.type == "cuda", self.dist.rank, self.dist.world
+        )
+        self.single_images = (
+            (self.dataset.images, self.dataset.paths) if isinstance(self.dataset, SingleImageDataset) else None
+        )
         # rank 0 alone validates, logs, samples and saves; the others only train
         self.scorer = self._make_scorer() if main else None
         self.writer = self._tensorboard(purge_step=self.iteration) if main else None
         self.model.train()
-        bar = tqdm(total=self.stop_at, initial=self.iteration, desc=f"{cfg.model.name}", unit="it",
-                   disable=not (self.show_progress and main), dynamic_ncols=True)
+        bar = tqdm(
+            total=self.stop_at,
+            initial=self.iteration,
+            desc=f"{cfg.model.name}",
+            unit="it",
+            disable=not (self.show_progress and main),
+            dynamic_ncols=True,
+        )
         batches = iter(loader)
         self._t_last = time.perf_counter()
         try:
@@ -343,20 +342,30 @@ class Trainer:
         now = time.perf_counter()
         n = self._n_sum
         # float() syncs the device: once per log_every iterations; under torchrun, means over processes
-        means = {group: distributed.mean_across({k: float(v) / n for k, v in sums.items()})
-                 for group, sums in self._sums.items()}
+        means = {
+            group: distributed.mean_across({k: float(v) / n for k, v in sums.items()})
+            for group, sums in self._sums.items()
+        }
         sec = (now - self._t_last) / n
         self.times.append(sec)
         lr = self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"]
-        record = {"iter": self.iteration, "epoch": self.epoch, "lr": lr, "sec_per_iter": sec,
-                  "loss": means["loss"], "stats": means["stats"], "time": time.time()}
+        record = {
+            "iter": self.iteration,
+            "epoch": self.epoch,
+            "lr": lr,
+            "sec_per_iter": sec,
+            "loss": means["loss"],
+            "stats": means["stats"],
+            "time": time.time(),
+        }
         self.last_stats = means["stats"]
         bad = [(k, v) for k, v in means["loss"].items() if not math.isfinite(v)]
         if self.dist.is_main:
             append_line(self.metrics_path, json.dumps(record))
         if bad:  # every process sees the same means: all of them stop here
-            raise self._diverged(f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-"
-                                 f"{self.iteration})")
+            raise self._diverged(
+                f"{self._bad_losses(bad)} (mean over iterations {self.iteration - n + 1}-{self.iteration})"
+            )
         if self.dist.is_main:
             for group in ("loss", "stats"):
                 for k, v in means[group].items():
@@ -372,12 +381,17 @@ class Trainer:
         return ("loss " if len(bad) == 1 else "losses ") + ", ".join(f"{k} = {v}" for k, v in bad)
 
     def _diverged(self, what: str) -> TrainingDiverged:
-        kept = (f"{self.ckpt_path} still holds iteration {self.saved_iteration}, the last good one"
-                if self.saved_iteration is not None else "no checkpoint had been written")
+        kept = (
+            f"{self.ckpt_path} still holds iteration {self.saved_iteration}, the last good one"
+            if self.saved_iteration is not None
+            else "no checkpoint had been written"
+        )
         fp32 = ", in fp32 (--precision fp32)" if self.cfg.train.precision != "fp32" else ""
-        return TrainingDiverged(f"training diverged: {what}; stopped without saving ({kept}). Start again in a new "
-                                f"--out with a lower learning rate (now {self.cfg.train.lr:g}; --set train.lr=...){fp32}, "
-                                f"or check the data")
+        return TrainingDiverged(
+            f"training diverged: {what}; stopped without saving ({kept}). Start again in a new "
+            f"--out with a lower learning rate (now {self.cfg.train.lr:g}; --set train.lr=...){fp32}, "
+            f"or check the data"
+        )
 
     def check_finite(self) -> None:
         """Raise :class:`TrainingDiverged` if a loss since the last log or a weight is NaN or infinite.
@@ -387,8 +401,9 @@ class Trainer:
             finite = torch.stack([torch.isfinite(v).all() for v in sums.values()]).cpu()
             if not bool(finite.all()):
                 bad = [(k, float(sums[k])) for k, ok in zip(sums, finite.tolist()) if not ok]
-                raise self._diverged(f"{self._bad_losses(bad)} (sum over iterations {self.iteration - self._n_sum + 1}-"
-                                     f"{self.iteration})")
+                raise self._diverged(
+                    f"{self._bad_losses(bad)} (sum over iterations {self.iteration - self._n_sum + 1}-{self.iteration})"
+                )
         weights = [(k, t) for k, t in self.model.state_dict().items() if torch.is_tensor(t) and t.is_floating_point()]
         finite = torch.stack([torch.isfinite(t).all() for _, t in weights]).cpu()
         if not bool(finite.all()):
@@ -406,14 +421,16 @@ class Trainer:
             raise ckpt_io.CheckpointError(
                 f"{self.ckpt_path} cannot be resumed: it has no {', '.join(missing)} (it holds weights only, like "
                 f"best.pt: enough to translate or evaluate, not to resume); choose a new --out, or put the run's "
-                f"own latest.pt back")
+                f"own latest.pt back"
+            )
         saved = Config.from_dict(state["config"], strict=False)
         changes = diff(saved, self.cfg, ignore=RUNTIME_FIELDS)
         if changes:
             raise ConfigError(
                 f"{self.run_dir} already holds a run with a different configuration:\n  "
                 + "\n  ".join(changes)
-                + "\nResume it with the same settings, or choose a new --out folder.")
+                + "\nResume it with the same settings, or choose a new --out folder."
+            )
         if saved.data.root != self.cfg.data.root:
             tqdm.write(f"note: data folder changed from {saved.data.root} to {self.cfg.data.root}", file=sys.stderr)
         return state
@@ -432,8 +449,9 @@ class Trainer:
             if record is not None and record.get("iter", 0) <= iteration:
                 kept.append(line)
         if torn:
-            tqdm.write(f"note: {self.metrics_path}: dropped {torn} damaged line(s) (a write that was killed)",
-                       file=sys.stderr)
+            tqdm.write(
+                f"note: {self.metrics_path}: dropped {torn} damaged line(s) (a write that was killed)", file=sys.stderr
+            )
         write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def state_dict(self) -> dict[str, Any]:
@@ -467,10 +485,10 @@ class Trainer:
         tc = self.cfg.train
         if not tc.val_every:
             return None
-        from .evaluate import SplitScorer
 
-        return SplitScorer(self.cfg.data.root, "val", self.cfg.data.channels, self.cfg.data.crop_size,
-                           str(self.device), tc.val_num)
+        return SplitScorer(
+            self.cfg.data.root, "val", self.cfg.data.channels, self.cfg.data.crop_size, str(self.device), tc.val_num
+        )
 
     def _validation_due(self, epoch_ended: bool) -> bool:
         tc = self.cfg.train
@@ -487,8 +505,10 @@ class Trainer:
             result["collapse"].update(d)
         entry = {"iteration": self.iteration, "epoch": self.epoch, **result}
         metric = self.cfg.train.val_metric
-        append_line(self.metrics_path, json.dumps({"iter": self.iteration, "epoch": self.epoch, "val": result,
-                                                   "time": time.time()}))
+        append_line(
+            self.metrics_path,
+            json.dumps({"iter": self.iteration, "epoch": self.epoch, "val": result, "time": time.time()}),
+        )
         for k in ("fid", "kid"):
             self.writer.add_scalar(f"val/{k}", result[k], self.iteration)
         best = self.validation["best"]
@@ -496,10 +516,15 @@ class Trainer:
         if best is None or result[metric] < best[metric]:
             self.validation["best"] = entry
             # weights and config only: best.pt is for evaluation and translation, latest.pt for resuming
-            ckpt_io.save_atomic({k: v for k, v in self.state_dict().items() if k not in ("optimizers", "rng")},
-                                self.run_dir / "checkpoints" / "best.pt")
-        tqdm.write(f"validation at iteration {self.iteration}: FID {result['fid']:.2f}, KID {result['kid']:.4f}"
-                   + (" (best so far)" if self.validation["best"] is entry else ""), file=sys.stderr)
+            ckpt_io.save_atomic(
+                {k: v for k, v in self.state_dict().items() if k not in ("optimizers", "rng")},
+                self.run_dir / "checkpoints" / "best.pt",
+            )
+        tqdm.write(
+            f"validation at iteration {self.iteration}: FID {result['fid']:.2f}, KID {result['kid']:.4f}"
+            + (" (best so far)" if self.validation["best"] is entry else ""),
+            file=sys.stderr,
+        )
         self._check_collapse(result["collapse"])
         self._emit("on_validation", entry)
         return entry
@@ -516,10 +541,15 @@ class Trainer:
         if self.collapse["collapsed_at"] is None:
             self.collapse.update(collapsed_at=self.iteration, reason=reason)
             saturated = " (the discriminator is saturated)" if stats.get("d_saturated") else ""
-            action = "stopping (--stop-on-collapse)" if self.cfg.train.stop_on_collapse else \
-                "training goes on; --stop-on-collapse would end it here"
-            tqdm.write(f"warning: the run collapsed at iteration {self.iteration}: {reason}{saturated}; {action}",
-                       file=sys.stderr)
+            action = (
+                "stopping (--stop-on-collapse)"
+                if self.cfg.train.stop_on_collapse
+                else "training goes on; --stop-on-collapse would end it here"
+            )
+            tqdm.write(
+                f"warning: the run collapsed at iteration {self.iteration}: {reason}{saturated}; {action}",
+                file=sys.stderr,
+            )
         if self.cfg.train.stop_on_collapse:
             self.request_stop("collapsed")
 
@@ -533,15 +563,17 @@ class Trainer:
         for text in raw.get("small", []):
             for path in filter(None, text.split("\n")):
                 if not self.small:
-                    tqdm.write(f"warning: {path} is smaller than the {self.cfg.data.crop_size} px crop and is "
-                               f"upscaled; further such images are counted in summary.json, not reported",
-                               file=sys.stderr)
+                    tqdm.write(
+                        f"warning: {path} is smaller than the {self.cfg.data.crop_size} px crop and is "
+                        f"upscaled; further such images are counted in summary.json, not reported",
+                        file=sys.stderr,
+                    )
                 if path not in self.small:
                     self.small.append(path)
 
     # ================================================================ outputs
     def _tensorboard(self, purge_step: int | None):
-        from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - slow import: only when training
 
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
 
@@ -584,7 +616,9 @@ class Trainer:
             "checkpoint": str(self.ckpt_path),
             "skipped_files": sorted(self.skipped),
             "images_smaller_than_crop": len(self.small),
-            "validation": {"metric": self.cfg.train.val_metric, **self.validation} if self.cfg.train.val_every else None,
+            "validation": {"metric": self.cfg.train.val_metric, **self.validation}
+            if self.cfg.train.val_every
+            else None,
             "collapse": self.collapse if self.cfg.train.val_every else None,
         }
         write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))

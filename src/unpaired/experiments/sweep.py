@@ -17,6 +17,7 @@ compares first seeds with first seeds, and a pruned trial trains no further seed
 is scored on the test split with each seed's best checkpoint, and its test FID/KID are the means
 over its seeds; the tables give each trial's mean and sample standard deviation over seeds.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,18 +28,31 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, build_config, parse_override
-from .outputs import make_dir, write_text
-from .train import Callback, TrainingDiverged
+import torch
+import yaml
+
+from ..config import Config, ConfigError, parse_override
+from ..files import make_dir, write_text
+from ..inference.evaluation import evaluate_run
+from ..methods import build_config
+from ..training.trainer import Callback, Trainer, TrainingDiverged
+from .experiment import check_seeds, run_dir_of
+from .jobs import (
+    ForwardInterrupt,
+    Job,
+    JobPool,
+    JobsFailed,
+    failure_report,
+    package_command,
+)
 
 
 def parse_params(items: list[str]) -> dict[str, list[Any]]:
     """``key=v1,v2,...`` -> {key: [v1, v2, ...]} with YAML-typed values."""
-    import yaml
-
     space: dict[str, list[Any]] = {}
     for item in items:
         key, _ = parse_override(item)
@@ -77,11 +91,24 @@ class PruneOnValidation(Callback):
             trainer.request_stop("pruned")
 
 
-def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, list[Any]], sampler: str = "grid",
-              trials: int | None = None, storage: str | None = None, study_name: str | None = None,
-              overrides: list[str] | None = None, metric: str = "fid", heartbeat: int = 60,
-              seed: int = 0, show_progress: bool = False, jobs: int = 1, worker: int = 0,
-              seeds: list[int] | None = None) -> dict[str, Any]:
+def run_sweep(
+    model: str,
+    data: str | Path,
+    out: str | Path,
+    space: dict[str, list[Any]],
+    sampler: str = "grid",
+    trials: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    overrides: list[str] | None = None,
+    metric: str = "fid",
+    heartbeat: int = 60,
+    seed: int = 0,
+    show_progress: bool = False,
+    jobs: int = 1,
+    worker: int = 0,
+    seeds: list[int] | None = None,
+) -> dict[str, Any]:
     """Run trials until the study has ``trials`` finished (complete or pruned) ones, then score the
     best on the test split and write OUT/sweep.md, .csv and .json.
 
@@ -92,26 +119,29 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     and sharing the CPU threads as :mod:`unpaired.jobs` describes. Each process runs whole trials
     (all their seeds)."""
     try:
-        import optuna
+        import optuna  # noqa: PLC0415 - optional (the sweep extra)
     except ImportError:
         raise ConfigError("the sweep needs Optuna: pip install optuna (or 'unpaired[sweep]')") from None
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
-
-    from .evaluate import evaluate_run
-    from .experiment import check_seeds, run_dir_of
-    from .train import Trainer
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback  # noqa: PLC0415 - optional
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     seeds = check_seeds(seeds, "--seeds")
     if seeds is not None and any(k in ("seed", "train.seed") for k in space):
         raise ConfigError("--seeds sets train.seed of every trial's runs; do not also search it with --param")
-    fixed = [("--data", {"data.root": str(data)})] + [("--set", dict([parse_override(item)])) for item in overrides or []]
+    fixed = [("--data", {"data.root": str(data)})] + [
+        ("--set", dict([parse_override(item)])) for item in overrides or []
+    ]
     base = build_config(model, settings=fixed)
     # every trial validates (every epoch unless --set says otherwise) and is judged by `metric`
-    validation = ("sweep", {"train.val_every": base.train.val_every or 1,
-                            "train.val_unit": base.train.val_unit if base.train.val_every else "epoch",
-                            "train.val_metric": metric})
+    validation = (
+        "sweep",
+        {
+            "train.val_every": base.train.val_every or 1,
+            "train.val_unit": base.train.val_unit if base.train.val_every else "epoch",
+            "train.val_metric": metric,
+        },
+    )
 
     def trial_config(params: dict[str, Any], train_seed: int | None = None) -> Config:
         extra = [] if train_seed is None else [("--seeds", {"train.seed": train_seed})]
@@ -122,17 +152,30 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
     url = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     # several processes on one SQLite file wait for each other's writes instead of failing at once
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    rdb = RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                     failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+    rdb = RDBStorage(
+        url,
+        engine_kwargs=engine,
+        heartbeat_interval=heartbeat,
+        grace_period=2 * heartbeat,
+        failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
+    )
     grid = {k: list(v) for k, v in space.items()}
     # grid: every worker needs the same seed (GridSampler numbers its shuffled grid by trial number);
     # TPE: workers with one seed would draw the same first points
-    chosen_sampler = (optuna.samplers.GridSampler(grid, seed=seed) if sampler == "grid"
-                      else optuna.samplers.TPESampler(seed=seed + worker))
+    chosen_sampler = (
+        optuna.samplers.GridSampler(grid, seed=seed)
+        if sampler == "grid"
+        else optuna.samplers.TPESampler(seed=seed + worker)
+    )
     name = study_name or f"{model}-{'-'.join(sorted(k.split('.')[-1] for k in space))}"
-    study = optuna.create_study(study_name=name, storage=rdb, direction="minimize", sampler=chosen_sampler,
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=name,
+        storage=rdb,
+        direction="minimize",
+        sampler=chosen_sampler,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+        load_if_exists=True,
+    )
     _check_study_seeds(study, seeds)
     grid_size = 1
     for values in grid.values():
@@ -156,9 +199,12 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
                 pruning = PruneOnValidation(trial, metric) if i == 0 else None
                 which = f"trial {trial.number}" + ("" if train_seed is None else f" seed {train_seed}")
                 try:
-                    summary = Trainer(trial_config(params, train_seed), run_dir,
-                                      callbacks=[*([pruning] if pruning else []), *extra_callbacks],
-                                      show_progress=show_progress).fit()
+                    summary = Trainer(
+                        trial_config(params, train_seed),
+                        run_dir,
+                        callbacks=[*([pruning] if pruning else []), *extra_callbacks],
+                        show_progress=show_progress,
+                    ).fit()
                 except TrainingDiverged as e:
                     # a result of the search, not a failure of the sweep (a learning rate too high):
                     # recorded, never retried (it would diverge again), and the sweep goes on
@@ -175,7 +221,7 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
                 values.append(float(best[metric]))
                 iterations.append(best["iteration"])
                 if seeds is not None:  # after each seed, so a trial in progress shows what it has
-                    trial.set_user_attr("seeds", seeds[:i + 1])
+                    trial.set_user_attr("seeds", seeds[: i + 1])
                     trial.set_user_attr("seed_values", values)
                     trial.set_user_attr("best_iterations", iterations)
         trial.set_user_attr("best_iteration", iterations[0])
@@ -187,28 +233,52 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
 
     pool, extra_callbacks, threads = None, [], None
     if jobs > 1 and worker == 0:
-        from .jobs import ForwardInterrupt, Job, JobPool, package_command
-
         c = counts()
         children = min(jobs, n_total - c["COMPLETE"] - c["PRUNED"]) - 1  # no more processes than trials left
         if children > 0:
             pool = JobPool(children + 1, base.train.device, raise_interrupt=True, parent_gpu=True)
             extra_callbacks = [ForwardInterrupt(pool)]
             if "OMP_NUM_THREADS" not in os.environ:  # this process trains too: its share of the CPUs
-                import torch
-
                 threads = torch.get_num_threads()
                 torch.set_num_threads(pool.threads)
-            print(f"sweep: this process and {children} worker process(es), {pool.threads} CPU thread(s) each"
-                  + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
-                  + f"; workers log to {out / 'workers'}/", file=sys.stderr)
+            print(
+                f"sweep: this process and {children} worker process(es), {pool.threads} CPU thread(s) each"
+                + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
+                + f"; workers log to {out / 'workers'}/",
+                file=sys.stderr,
+            )
     try:
-        with (pool or contextlib.nullcontext()):
+        with pool or contextlib.nullcontext():
             for i in range(1, pool.jobs if pool else 0):
-                args = ["sweep", "--model", model, "--data", str(data), "--out", str(out), "--space", json.dumps(space),
-                        "--sampler", sampler, "--trials", str(n_total), "--storage", url, "--study-name", name,
-                        "--metric", metric, "--heartbeat", str(heartbeat), "--seed", str(seed), "--quiet",
-                        "--worker", str(i), *(["--seeds", *map(str, seeds)] if seeds is not None else [])]
+                args = [
+                    "sweep",
+                    "--model",
+                    model,
+                    "--data",
+                    str(data),
+                    "--out",
+                    str(out),
+                    "--space",
+                    json.dumps(space),
+                    "--sampler",
+                    sampler,
+                    "--trials",
+                    str(n_total),
+                    "--storage",
+                    url,
+                    "--study-name",
+                    name,
+                    "--metric",
+                    metric,
+                    "--heartbeat",
+                    str(heartbeat),
+                    "--seed",
+                    str(seed),
+                    "--quiet",
+                    "--worker",
+                    str(i),
+                    *(["--seeds", *map(str, seeds)] if seeds is not None else []),
+                ]
                 for item in overrides or []:
                     args += ["--set", item]
                 pool.start(Job(f"worker {i}", package_command(*args), out / "workers" / f"worker{i}.log"))
@@ -223,20 +293,26 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         raise
     finally:
         if threads is not None:
-            import torch
-
             torch.set_num_threads(threads)
     if worker:
         return None
     result: dict[str, Any] = {"study": name, "storage": url, "metric": metric, "seeds": seeds, "trials": []}
     for t in study.get_trials(deepcopy=False):
         diverged = t.user_attrs.get("diverged")
-        entry = {"number": t.number, "state": "DIVERGED" if diverged else t.state.name, "value": t.value,
-                 "params": t.params, "run_dir": t.user_attrs.get("run_dir"), **({"diverged": diverged} if diverged else {})}
+        entry = {
+            "number": t.number,
+            "state": "DIVERGED" if diverged else t.state.name,
+            "value": t.value,
+            "params": t.params,
+            "run_dir": t.user_attrs.get("run_dir"),
+            **({"diverged": diverged} if diverged else {}),
+        }
         if seeds is not None:  # value: the mean over seeds (a pruned trial's: its first seed's last score)
             per_seed = t.user_attrs.get("seed_values") or []
-            entry.update(seed_values=dict(zip(map(str, t.user_attrs.get("seeds") or []), per_seed)),
-                         std=mean_std(per_seed)[1] if t.state.name == "COMPLETE" else None)
+            entry.update(
+                seed_values=dict(zip(map(str, t.user_attrs.get("seeds") or []), per_seed)),
+                std=mean_std(per_seed)[1] if t.state.name == "COMPLETE" else None,
+            )
         result["trials"].append(entry)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
@@ -244,24 +320,36 @@ def run_sweep(model: str, data: str | Path, out: str | Path, space: dict[str, li
         best_dir = Path(best.user_attrs["run_dir"])
         dirs = [run_dir_of(best_dir.parent, best_dir.name, k) for k in (seeds if seeds is not None else [None])]
         tests = [evaluate_run(d, data, "test", which="best", show_progress=show_progress) for d in dirs]
-        result["best"] = {"number": best.number, "params": best.params, f"val_{metric}": best.value,
-                          "run_dir": str(best_dir)}
+        result["best"] = {
+            "number": best.number,
+            "params": best.params,
+            f"val_{metric}": best.value,
+            "run_dir": str(best_dir),
+        }
         for key in ("fid", "kid"):  # with seeds: the mean over the seeds' test scores, and their std
             result["best"][f"test_{key}"], std = mean_std([r[key] for r in tests])
             if seeds is not None:
                 result["best"][f"test_{key}_std"] = std
         if seeds is not None:
             result["best"][f"val_{metric}_std"] = mean_std(best.user_attrs.get("seed_values") or [])[1]
-            result["best"]["seeds"] = [{"seed": k, "run_dir": str(d), "test_fid": r["fid"], "test_kid": r["kid"],
-                                        "checkpoint": r["checkpoint"], "iteration": r["iteration"]}
-                                       for k, d, r in zip(seeds, dirs, tests)]
+            result["best"]["seeds"] = [
+                {
+                    "seed": k,
+                    "run_dir": str(d),
+                    "test_fid": r["fid"],
+                    "test_kid": r["kid"],
+                    "checkpoint": r["checkpoint"],
+                    "iteration": r["iteration"],
+                }
+                for k, d, r in zip(seeds, dirs, tests)
+            ]
     _write_table(result, out)
     failed = [j for j in pool.finished if not j.ok] if pool else []
     if failed:
-        from .jobs import JobsFailed, failure_report
-
-        raise JobsFailed(failure_report(failed, "worker processes", len(pool.finished))
-                         + f"\n(the tables in {out} list every trial of the study)")
+        raise JobsFailed(
+            failure_report(failed, "worker processes", len(pool.finished))
+            + f"\n(the tables in {out} list every trial of the study)"
+        )
     return result
 
 
@@ -270,10 +358,8 @@ def _run_trials(study, objective, counts, n_total: int, current: dict[str, Any],
     in other processes, wait: one whose process dies is failed after the heartbeat grace period and
     re-queued (WAITING), and then this process takes it. A trial stopped by Ctrl-C is re-queued with
     the same parameters (its run folder resumes) before the interrupt goes on."""
-    import warnings
-
-    import optuna
-    from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
+    import optuna  # noqa: PLC0415 - optional (the sweep extra)
+    from optuna.storages import RetryFailedTrialCallback, fail_stale_trials  # noqa: PLC0415
 
     while True:
         c = counts()
@@ -314,11 +400,14 @@ def _check_study_seeds(study, seeds: list[int] | None) -> None:
         study.set_user_attr(key, seeds)
         recorded = seeds
     if recorded != seeds:
+
         def say(s):
             return "no --seeds" if s is None else "--seeds " + " ".join(map(str, s))
 
-        raise ConfigError(f"study {study.study_name!r} was run with {say(recorded)}, this command has {say(seeds)}: "
-                          f"give the same seeds, or start another study (--study-name, or another --out/--storage)")
+        raise ConfigError(
+            f"study {study.study_name!r} was run with {say(recorded)}, this command has {say(seeds)}: "
+            f"give the same seeds, or start another study (--study-name, or another --out/--storage)"
+        )
 
 
 @contextlib.contextmanager
@@ -326,7 +415,7 @@ def _run_dir_lock(run_dir: Path, number: int):
     """Hold an exclusive lock on a trial's run folder: a trial with the same parameters as one running
     in another process (a duplicate suggestion) waits for it, then finds its run finished."""
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415 - POSIX only; Windows has no fcntl
     except ImportError:  # no POSIX locks: no waiting
         yield
         return
@@ -353,13 +442,23 @@ def _write_table(result: dict[str, Any], out: Path) -> None:
     if seeds is None:
         head, extra_cols = f" | val {metric} |", 1
     else:
-        head, extra_cols = f" | val {metric} mean | std | " + " | ".join(f"seed {k}" for k in seeds) + " |", 2 + len(seeds)
-    lines = [f"Sweep {result['study']} ({result['storage']}), minimising validation {metric.upper()}"
-             + ("." if seeds is None else
-                f" averaged over training seeds {', '.join(map(str, seeds))} (each trial trains every seed; "
-                f"std: sample standard deviation over seeds; a pruned trial shows its first seed's last "
-                f"validation score)."), "",
-             "| trial | state | " + " | ".join(keys) + head, "|---|---|" + "---|" * (len(keys) + extra_cols)]
+        head, extra_cols = (
+            f" | val {metric} mean | std | " + " | ".join(f"seed {k}" for k in seeds) + " |",
+            2 + len(seeds),
+        )
+    lines = [
+        f"Sweep {result['study']} ({result['storage']}), minimising validation {metric.upper()}"
+        + (
+            "."
+            if seeds is None
+            else f" averaged over training seeds {', '.join(map(str, seeds))} (each trial trains every seed; "
+            f"std: sample standard deviation over seeds; a pruned trial shows its first seed's last "
+            f"validation score)."
+        ),
+        "",
+        "| trial | state | " + " | ".join(keys) + head,
+        "|---|---|" + "---|" * (len(keys) + extra_cols),
+    ]
     for t in result["trials"]:
         row = f"| {t['number']} | {t['state']} | " + " | ".join(str(t["params"].get(k, "-")) for k in keys)
         row += f" | {num(t['value'])} |"
@@ -369,23 +468,39 @@ def _write_table(result: dict[str, Any], out: Path) -> None:
     if "best" in result:
         b = result["best"]
         if seeds is None:
-            lines += ["", f"Best: trial {b['number']} {b['params']}: validation {metric.upper()} "
-                          f"{b['val_' + metric]:.4g}; test FID {b['test_fid']:.2f}, KID {b['test_kid']:.4f}."]
+            lines += [
+                "",
+                f"Best: trial {b['number']} {b['params']}: validation {metric.upper()} "
+                f"{b['val_' + metric]:.4g}; test FID {b['test_fid']:.2f}, KID {b['test_kid']:.4f}.",
+            ]
         else:
-            pm = {k: "" if b.get(k + "_std") is None else f" ± {b[k + '_std']:{s}}"
-                  for k, s in (("val_" + metric, ".4g"), ("test_fid", ".2f"), ("test_kid", ".4f"))}
-            lines += ["", f"Best: trial {b['number']} {b['params']}: validation {metric.upper()} "
-                          f"{b['val_' + metric]:.4g}{pm['val_' + metric]}; test FID {b['test_fid']:.2f}{pm['test_fid']}, "
-                          f"KID {b['test_kid']:.4f}{pm['test_kid']} (mean ± std over seeds "
-                          f"{', '.join(map(str, seeds))}, each seed's best-by-validation checkpoint: "
-                          + ", ".join(f"seed {e['seed']} FID {e['test_fid']:.2f}" for e in b["seeds"]) + ")."]
+            pm = {
+                k: "" if b.get(k + "_std") is None else f" ± {b[k + '_std']:{s}}"
+                for k, s in (("val_" + metric, ".4g"), ("test_fid", ".2f"), ("test_kid", ".4f"))
+            }
+            lines += [
+                "",
+                f"Best: trial {b['number']} {b['params']}: validation {metric.upper()} "
+                f"{b['val_' + metric]:.4g}{pm['val_' + metric]}; test FID {b['test_fid']:.2f}{pm['test_fid']}, "
+                f"KID {b['test_kid']:.4f}{pm['test_kid']} (mean ± std over seeds "
+                f"{', '.join(map(str, seeds))}, each seed's best-by-validation checkpoint: "
+                + ", ".join(f"seed {e['seed']} FID {e['test_fid']:.2f}" for e in b["seeds"])
+                + ").",
+            ]
     write_text(out / "sweep.md", "\n".join(lines) + "\n")
     table = io.StringIO(newline="")
     w = csv.writer(table)
     w.writerow(["trial", "state", *keys, "value", *(["std", *(f"seed{k}" for k in seeds)] if seeds else [])])
     for t in result["trials"]:
-        w.writerow([t["number"], t["state"], *[t["params"].get(k) for k in keys], t["value"],
-                    *([t["std"], *(t["seed_values"].get(str(k)) for k in seeds)] if seeds else [])])
+        w.writerow(
+            [
+                t["number"],
+                t["state"],
+                *[t["params"].get(k) for k in keys],
+                t["value"],
+                *([t["std"], *(t["seed_values"].get(str(k)) for k in seeds)] if seeds else []),
+            ]
+        )
     write_text(out / "sweep.csv", table.getvalue())
     write_text(out / "sweep.json", json.dumps(result, indent=2))
     print((out / "sweep.md").read_text(), end="", file=sys.stdout)

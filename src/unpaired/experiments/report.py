@@ -9,6 +9,7 @@ mean; a row with one run as its value with a 95% bootstrap interval over the tes
 whose configurations differ only in the PatchNCE loss (or in at most two model options) are
 compared by a paired bootstrap over seeds and test images (:mod:`unpaired.metrics.uncertainty`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,12 +24,28 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import yaml
+from PIL import Image
 
-from .data.images import list_images, load_image
-from .document import Bold, Code, Document, Figure, Grid, Heading, Paragraph, Table, Text
-from .outputs import atomic_path, make_dir, write_text
+from ..data.images import list_images, load_image
+from ..errors import UnpairedError
+from ..evaluate import run_features
+from ..files import atomic_path, make_dir, write_text
+from ..methods import METHODS
+from ..metrics.uncertainty import paired_difference, seeds_summary
+from .document import (
+    Bold,
+    Code,
+    Document,
+    Figure,
+    Grid,
+    Heading,
+    Paragraph,
+    Table,
+    Text,
+)
 
-class ReportError(ValueError):
+
+class ReportError(UnpairedError, ValueError):
     """A run folder the report cannot read; the message names the file and what to do."""
 
 
@@ -37,8 +54,6 @@ RunDirs = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 
 def method_name(cfg: dict[str, Any]) -> str:
     """'CUT - CE', 'FastCUT - Focal (gamma 2, alpha 0.25)', ... as in the thesis's table."""
-    from .methods import METHODS
-
     m = cfg["model"]
     method = METHODS.get(m["name"])
     if method is None:  # a run of a method registered in another program
@@ -57,24 +72,41 @@ def load_run(run_dir: str | Path, row: str | None = None) -> dict[str, Any]:
     is named otherwise (OUT/cut-ce/seed1 -> 'cut-ce/seed1'); ``seed`` is its ``train.seed``."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml); pass folders written by 'unpaired train'")
+        raise FileNotFoundError(
+            f"{run_dir} is not a run folder (no config.yaml); pass folders written by 'unpaired train'"
+        )
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
         summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-        test = json.loads((run_dir / "eval" / "test.json").read_text()) if (run_dir / "eval" / "test.json").is_file() else None
+        test = (
+            json.loads((run_dir / "eval" / "test.json").read_text())
+            if (run_dir / "eval" / "test.json").is_file()
+            else None
+        )
         log = _read_jsonl(run_dir / "metrics.jsonl")
     except (ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
-        raise ReportError(f"{run_dir}: a damaged file ({type(e).__name__}: {e}); restore it, or score the run "
-                          f"again with 'unpaired evaluate run' (summary.json is rewritten by resuming training)") from None
+        raise ReportError(
+            f"{run_dir}: a damaged file ({type(e).__name__}: {e}); restore it, or score the run "
+            f"again with 'unpaired evaluate run' (summary.json is rewritten by resuming training)"
+        ) from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("train"), dict) or not isinstance(cfg.get("model"), dict):
         raise ReportError(f"{run_dir}/config.yaml is not a run configuration; pass folders written by 'unpaired train'")
     total_epochs = cfg["train"]["epochs"] + cfg["train"]["epochs_decay"]
     per_epoch = (summary.get("total_iterations") or 0) / total_epochs if total_epochs else 0
     row = row or run_dir.name
-    return {"dir": run_dir, "name": row if run_dir.name == row else f"{row}/{run_dir.name}", "row": row,
-            "seed": cfg["train"].get("seed"), "method": method_name(cfg), "config": cfg, "summary": summary,
-            "test": test, "losses": [r for r in log if "loss" in r], "val": [r for r in log if "val" in r],
-            "iters_per_epoch": per_epoch}
+    return {
+        "dir": run_dir,
+        "name": row if run_dir.name == row else f"{row}/{run_dir.name}",
+        "row": row,
+        "seed": cfg["train"].get("seed"),
+        "method": method_name(cfg),
+        "config": cfg,
+        "summary": summary,
+        "test": test,
+        "losses": [r for r in log if "loss" in r],
+        "val": [r for r in log if "val" in r],
+        "iters_per_epoch": per_epoch,
+    }
 
 
 def group_runs(run_dirs: RunDirs) -> list[tuple[str, list[Path]]]:
@@ -88,8 +120,10 @@ def group_runs(run_dirs: RunDirs) -> list[tuple[str, list[Path]]]:
     for d in map(Path, run_dirs):
         key = str(d.parent.resolve()) if re.fullmatch(r"seed\d+", d.name) else str(d.resolve())
         groups.setdefault(key, []).append(d)
-    return [(dirs[0].parent.name if re.fullmatch(r"seed\d+", dirs[0].name) else dirs[0].name, dirs)
-            for dirs in groups.values()]
+    return [
+        (dirs[0].parent.name if re.fullmatch(r"seed\d+", dirs[0].name) else dirs[0].name, dirs)
+        for dirs in groups.values()
+    ]
 
 
 # ------------------------------------------------------------------------------------ numbers
@@ -132,20 +166,32 @@ def run_row(r: dict[str, Any]) -> dict[str, Any]:
     best, mem = _best(r), s.get("peak_memory_bytes")
     paired = t.get("paired") or {}
     return {
-        "row": r["row"], "run": r["name"], "seed": r["seed"], "method": r["method"],
-        "FID": t.get("fid"), "FID_ci_low": (t.get("fid_ci") or {}).get("low"),
+        "row": r["row"],
+        "run": r["name"],
+        "seed": r["seed"],
+        "method": r["method"],
+        "FID": t.get("fid"),
+        "FID_ci_low": (t.get("fid_ci") or {}).get("low"),
         "FID_ci_high": (t.get("fid_ci") or {}).get("high"),
-        "KID": t.get("kid"), "KID_std": t.get("kid_std"), "KID_ci_low": (t.get("kid_ci") or {}).get("low"),
+        "KID": t.get("kid"),
+        "KID_std": t.get("kid_std"),
+        "KID_ci_low": (t.get("kid_ci") or {}).get("low"),
         "KID_ci_high": (t.get("kid_ci") or {}).get("high"),
-        "L1": paired.get("l1"), "PSNR": paired.get("psnr"), "SSIM": paired.get("ssim"),
+        "L1": paired.get("l1"),
+        "PSNR": paired.get("psnr"),
+        "SSIM": paired.get("ssim"),
         "pixel_acc": paired.get("pixel_acc"),
         "val_FID_best": best.get("fid"),
         # epochs as a fraction (validation may run mid-epoch): best iteration / iterations per epoch
         "best_epoch": best["iteration"] / r["iters_per_epoch"] if best and r["iters_per_epoch"] else None,
-        "best_iter": best.get("iteration"), "collapsed_at": (s.get("collapse") or {}).get("collapsed_at"),
-        "sec_per_iter": s.get("sec_per_iter"), "memory_GiB": mem / 2 ** 30 if mem else None,
-        "device": s.get("device"), "iterations": s.get("iteration"),
-        "test_checkpoint": t.get("checkpoint"), "n_test": t.get("n_fake"),
+        "best_iter": best.get("iteration"),
+        "collapsed_at": (s.get("collapse") or {}).get("collapsed_at"),
+        "sec_per_iter": s.get("sec_per_iter"),
+        "memory_GiB": mem / 2**30 if mem else None,
+        "device": s.get("device"),
+        "iterations": s.get("iteration"),
+        "test_checkpoint": t.get("checkpoint"),
+        "n_test": t.get("n_fake"),
     }
 
 
@@ -155,8 +201,6 @@ def table_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summarize_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """A row's test FID/KID over its seeds (mean, std, interval) or its one run's (value, interval)."""
-    from .metrics.uncertainty import seeds_summary
-
     scored = [r for r in runs if r["test"]]
     out: dict[str, Any] = {"n_seeds": len(scored)}
     for key in ("fid", "kid"):
@@ -165,8 +209,12 @@ def summarize_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = seeds_summary(values)
         elif values:
             t = scored[0]["test"]
-            out[key] = {"n": 1, "mean": values[0], "std": t.get("kid_std") if key == "kid" else None,
-                        "ci": t.get(f"{key}_ci")}
+            out[key] = {
+                "n": 1,
+                "mean": values[0],
+                "std": t.get("kid_std") if key == "kid" else None,
+                "ci": t.get(f"{key}_ci"),
+            }
     return out
 
 
@@ -184,15 +232,28 @@ def _mean(runs: list[dict[str, Any]], key: str) -> float | None:
 
 
 # ------------------------------------------------------------------------------------ comparisons
-def comparable_pairs(rows: list[tuple[str, list[dict[str, Any]]]], max_keys: int = 2) -> list[tuple[int, int, list[str]]]:
+def comparable_pairs(
+    rows: list[tuple[str, list[dict[str, Any]]]], max_keys: int = 2
+) -> list[tuple[int, int, list[str]]]:
     """Pairs of rows (a, b) of one method family whose configurations differ only in at most
     ``max_keys`` model options (CE vs focal PatchNCE differs in focal_gamma and focal_alpha), with
     the differing keys; the runtime settings (seed, device, ...) do not count."""
+
     def signature(runs):
         cfg = runs[0]["config"]
         flat = {f"{s}.{k}": v for s, section in cfg.items() for k, v in section.items()}
-        for k in ("train.seed", "train.device", "train.iters", "train.compile", "data.num_workers", "data.root",
-                  "train.log_every", "train.sample_every", "train.save_every", "model.name"):
+        for k in (
+            "train.seed",
+            "train.device",
+            "train.iters",
+            "train.compile",
+            "data.num_workers",
+            "data.root",
+            "train.log_every",
+            "train.sample_every",
+            "train.save_every",
+            "model.name",
+        ):
             flat.pop(k, None)
         return flat
 
@@ -211,9 +272,6 @@ def comparable_pairs(rows: list[tuple[str, list[dict[str, Any]]]], max_keys: int
 def compare_rows(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Paired difference B - A of test FID and KID over the seeds both rows have (None when the
     translations' features are missing)."""
-    from .evaluate import run_features
-    from .metrics.uncertainty import paired_difference
-
     by_seed_a = {r["seed"]: r for r in runs_a if r["test"]}
     by_seed_b = {r["seed"]: r for r in runs_b if r["test"]}
     common = sorted(set(by_seed_a) & set(by_seed_b), key=str)
@@ -222,14 +280,18 @@ def compare_rows(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> 
     try:
         feats = {s: (run_features(by_seed_a[s]["dir"]), run_features(by_seed_b[s]["dir"])) for s in common}
     except (FileNotFoundError, KeyError) as e:
-        print(f"report: no comparison of {runs_a[0]['row']} and {runs_b[0]['row']}: {e} "
-              f"(score the runs again with 'unpaired evaluate run')", file=sys.stderr)
+        print(
+            f"report: no comparison of {runs_a[0]['row']} and {runs_b[0]['row']}: {e} "
+            f"(score the runs again with 'unpaired evaluate run')",
+            file=sys.stderr,
+        )
         return None
     real = feats[common[0]][0][0]
     result = {"seeds": common}
     for metric in ("fid", "kid"):
-        result[metric] = paired_difference({s: f[0][1] for s, f in feats.items()},
-                                           {s: f[1][1] for s, f in feats.items()}, real, metric=metric)
+        result[metric] = paired_difference(
+            {s: f[0][1] for s, f in feats.items()}, {s: f[1][1] for s, f in feats.items()}, real, metric=metric
+        )
     return result
 
 
@@ -238,10 +300,10 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     """losses.png (every loss term over iterations), fid.png (validation FID over epochs) and
     nce_positive.png (per tapped layer, the mean softmax probability of the PatchNCE positive: the
     quantity the focal loss reweights; mean over a row's seeds)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy, only when a report draws curves
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - see above
 
     written = []
 
@@ -264,7 +326,7 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
                     ax.plot(*zip(*pts), label=r["name"], lw=1)
             ax.set_title(key)
             ax.set_xlabel("iteration")
-        for ax in list(axes.flat)[len(keys):]:
+        for ax in list(axes.flat)[len(keys) :]:
             ax.axis("off")
         axes.flat[0].legend(fontsize=7)
         save(fig, "losses.png")
@@ -273,15 +335,22 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
         for r in runs:
             if r["val"]:
                 per = r["iters_per_epoch"] or 1
-                ax.plot([v["iter"] / per for v in r["val"]], [v["val"]["fid"] for v in r["val"]], "o-",
-                        label=f"{r['method']} ({r['name']})", ms=3)
+                ax.plot(
+                    [v["iter"] / per for v in r["val"]],
+                    [v["val"]["fid"] for v in r["val"]],
+                    "o-",
+                    label=f"{r['method']} ({r['name']})",
+                    ms=3,
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation FID (lower is better)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         save(fig, "fid.png")
-    layers = sorted({k for r in runs for rec in r["losses"] for k in rec.get("stats", {}) if k.startswith("nce_p_pos_layer")},
-                    key=lambda k: int(k.rsplit("layer", 1)[1]))
+    layers = sorted(
+        {k for r in runs for rec in r["losses"] for k in rec.get("stats", {}) if k.startswith("nce_p_pos_layer")},
+        key=lambda k: int(k.rsplit("layer", 1)[1]),
+    )
     if layers:
         fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.2), squeeze=False)
         by_row: dict[str, list[dict[str, Any]]] = {}
@@ -308,8 +377,6 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
 
 # ------------------------------------------------------------------------------------ images
 def _triptych(a: Path, fake: Path, b: Path | None):
-    from PIL import Image
-
     f = load_image(fake, 3)
     tiles = [load_image(a, 3).resize(f.size, Image.BICUBIC), f]
     if b is not None:
@@ -356,13 +423,11 @@ def worst_images(run: dict[str, Any], n: int) -> tuple[list[tuple[str, Any]], st
         label = lambda a: f"{a.stem}: L1 {score[a.name]:.3f}"  # noqa: E731
     else:
         try:
-            from .evaluate import run_features
-
             real, fake = run_features(run["dir"])
         except Exception as e:  # noqa: BLE001 - features missing or no Inception: no ranking, say so
             return [], f"not ranked: {e}"
         # squared distances as |f|^2 + |r|^2 - 2 f.r: no n_fake x n_real x 2048 array
-        d2 = (fake ** 2).sum(1)[:, None] + (real ** 2).sum(1)[None, :] - 2 * fake @ real.T
+        d2 = (fake**2).sum(1)[:, None] + (real**2).sum(1)[None, :] - 2 * fake @ real.T
         d = np.sqrt(np.maximum(d2, 0).min(1))
         names = [Path(p).name for p in run["test"]["inputs"]]
         score = dict(zip(names, d.tolist()))
@@ -373,9 +438,15 @@ def worst_images(run: dict[str, Any], n: int) -> tuple[list[tuple[str, Any]], st
 
 
 # ------------------------------------------------------------------------------------ the report
-def build_document(groups: list[tuple[str, list[dict[str, Any]]]], plots: list[Path], note: Text = "",
-                   reference: dict[str, dict] | None = None, gallery_limit: int = 24, worst: int = 8,
-                   comparisons: list[tuple[str, str, list[str], dict | None]] | None = None) -> Document:
+def build_document(
+    groups: list[tuple[str, list[dict[str, Any]]]],
+    plots: list[Path],
+    note: Text = "",
+    reference: dict[str, dict] | None = None,
+    gallery_limit: int = 24,
+    worst: int = 8,
+    comparisons: list[tuple[str, str, list[str], dict | None]] | None = None,
+) -> Document:
     runs = [r for _, members in groups for r in members]
     doc = Document("unpaired report")
     if note:
@@ -390,36 +461,75 @@ def build_document(groups: list[tuple[str, list[dict[str, Any]]]], plots: list[P
     for row, members in groups:
         stats = summarize_row(members)
         first = members[0]
-        cells = [first["method"], row, str(stats["n_seeds"]) if multi else first["name"],
-                 _value(stats.get("fid"), 2), _ci((stats.get("fid") or {}).get("ci"), 2),
-                 _value(stats.get("kid"), 4), _ci((stats.get("kid") or {}).get("ci"), 4)]
+        cells = [
+            first["method"],
+            row,
+            str(stats["n_seeds"]) if multi else first["name"],
+            _value(stats.get("fid"), 2),
+            _ci((stats.get("fid") or {}).get("ci"), 2),
+            _value(stats.get("kid"), 4),
+            _ci((stats.get("kid") or {}).get("ci"), 4),
+        ]
         if paired_cols:
-            cells += [_num(_mean(members, "L1"), 3), _num(_mean(members, "SSIM"), 3), _num(_mean(members, "pixel_acc"), 3)]
+            cells += [
+                _num(_mean(members, "L1"), 3),
+                _num(_mean(members, "SSIM"), 3),
+                _num(_mean(members, "pixel_acc"), 3),
+            ]
         # with seeds, say which of them collapsed: "seed 2 at iteration 504"; else "no" when any was checked
         states = [(r, _collapsed(r)) for r in members]
         collapsed = [(f"seed {r['seed']} " if multi else "") + c for r, c in states if c.startswith("at")]
-        cells += [_num(_mean(members, "sec_per_iter"), 3), _num(_mean(members, "memory_GiB"), 2),
-                  _epoch(_mean(members, "best_epoch")), _num(_mean(members, "val_FID_best"), 2),
-                  "; ".join(collapsed) if collapsed else "no" if any(c == "no" for _, c in states) else "-"]
+        cells += [
+            _num(_mean(members, "sec_per_iter"), 3),
+            _num(_mean(members, "memory_GiB"), 2),
+            _epoch(_mean(members, "best_epoch")),
+            _num(_mean(members, "val_FID_best"), 2),
+            "; ".join(collapsed) if collapsed else "no" if any(c == "no" for _, c in states) else "-",
+        ]
         table.append(cells)
     doc.add(Heading("Results"), Table(header, table, align_left=3))
     devices = sorted({r["summary"].get("device") for r in runs if r["summary"].get("device")})
-    doc.add(Paragraph([
-        "Test FID/KID: each run's test-split translations against the real test B images (", Code("unpaired evaluate run"),
-        "), pytorch-fid protocol. " + ("With several seeds: mean ± standard deviation over seeds and a 95% "
-        "bootstrap interval of the mean over seeds; with one run: the" if multi else "The")
-        + " value (KID ± its standard deviation over subsets) and a 95% bootstrap interval over the test "
-        "images. L1, SSIM and pixel accuracy: against the paired test targets, where the split keeps pairs. "
-        "sec/iter: median of logged intervals; memory: steady-state peak after the first logged interval ("
-        + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices) else "process RSS")
-        + f"); collapsed: the first validation that found the translations collapsed; device: "
-        f"{', '.join(devices) or '-'}."]))
+    doc.add(
+        Paragraph(
+            [
+                "Test FID/KID: each run's test-split translations against the real test B images (",
+                Code("unpaired evaluate run"),
+                "), pytorch-fid protocol. "
+                + (
+                    "With several seeds: mean ± standard deviation over seeds and a 95% "
+                    "bootstrap interval of the mean over seeds; with one run: the"
+                    if multi
+                    else "The"
+                )
+                + " value (KID ± its standard deviation over subsets) and a 95% bootstrap interval over the test "
+                "images. L1, SSIM and pixel accuracy: against the paired test targets, where the split keeps pairs. "
+                "sec/iter: median of logged intervals; memory: steady-state peak after the first logged interval ("
+                + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices) else "process RSS")
+                + f"); collapsed: the first validation that found the translations collapsed; device: "
+                f"{', '.join(devices) or '-'}.",
+            ]
+        )
+    )
     if multi:
-        doc.add(Heading("Every run"), Table(
-            ["run", "seed", "test FID", "95% interval", "test KID", "best val FID", "collapsed"],
-            [[r["name"], str(r["seed"]), _num(run_row(r)["FID"], 2), _ci((r["test"] or {}).get("fid_ci"), 2),
-              _num(run_row(r)["KID"], 4), _num(run_row(r)["val_FID_best"], 2), _collapsed(r)] for r in runs],
-            align_left=1))
+        doc.add(
+            Heading("Every run"),
+            Table(
+                ["run", "seed", "test FID", "95% interval", "test KID", "best val FID", "collapsed"],
+                [
+                    [
+                        r["name"],
+                        str(r["seed"]),
+                        _num(run_row(r)["FID"], 2),
+                        _ci((r["test"] or {}).get("fid_ci"), 2),
+                        _num(run_row(r)["KID"], 4),
+                        _num(run_row(r)["val_FID_best"], 2),
+                        _collapsed(r),
+                    ]
+                    for r in runs
+                ],
+                align_left=1,
+            ),
+        )
     if comparisons:
         body = []
         for a, b, keys, result in comparisons:
@@ -427,46 +537,93 @@ def build_document(groups: list[tuple[str, list[dict[str, Any]]]], plots: list[P
                 body.append([f"{b} vs {a}", ", ".join(keys), "-", "-", "-", "-", "-", "-", "not compared"])
                 continue
             f, k = result["fid"], result["kid"]
-            body.append([f"{b} vs {a}", ", ".join(keys), ", ".join(map(str, result["seeds"])),
-                         f"{f['difference']:+.2f}", _ci(f["ci"], 2), f["verdict"],
-                         f"{k['difference']:+.4f}", _ci(k["ci"], 4), k["verdict"]])
-        doc.add(Heading("Comparisons"), Table(
-            ["comparison (B vs A)", "differs in", "paired seeds", "FID B - A", "95% interval", "FID verdict",
-             "KID B - A", "95% interval", "KID verdict"], body, align_left=3),
-            Paragraph("Differences are B minus A (negative: B is better). Intervals come from a paired bootstrap "
-                      "over seeds and test images (the same seeds and inputs for both rows); \"better\" or "
-                      "\"worse\" only when the 95% interval excludes 0, else \"within noise\"."))
+            body.append(
+                [
+                    f"{b} vs {a}",
+                    ", ".join(keys),
+                    ", ".join(map(str, result["seeds"])),
+                    f"{f['difference']:+.2f}",
+                    _ci(f["ci"], 2),
+                    f["verdict"],
+                    f"{k['difference']:+.4f}",
+                    _ci(k["ci"], 4),
+                    k["verdict"],
+                ]
+            )
+        doc.add(
+            Heading("Comparisons"),
+            Table(
+                [
+                    "comparison (B vs A)",
+                    "differs in",
+                    "paired seeds",
+                    "FID B - A",
+                    "95% interval",
+                    "FID verdict",
+                    "KID B - A",
+                    "95% interval",
+                    "KID verdict",
+                ],
+                body,
+                align_left=3,
+            ),
+            Paragraph(
+                "Differences are B minus A (negative: B is better). Intervals come from a paired bootstrap "
+                'over seeds and test images (the same seeds and inputs for both rows); "better" or '
+                '"worse" only when the 95% interval excludes 0, else "within noise".'
+            ),
+        )
     if reference:
         known = {row for row, _ in groups}
-        body = [[name, str(v.get("fid", "-")), str(v.get("sec_per_iter", "-")), str(v.get("memory_GiB", "-"))]
-                for name, v in reference.items() if name in known]
+        body = [
+            [name, str(v.get("fid", "-")), str(v.get("sec_per_iter", "-")), str(v.get("memory_GiB", "-"))]
+            for name, v in reference.items()
+            if name in known
+        ]
         if body:
-            doc.add(Heading("Published figures (thesis, maps 256x256, Tesla P100)"),
-                    Table(["row", "FID", "sec/iter", "GPU memory GiB"], body))
+            doc.add(
+                Heading("Published figures (thesis, maps 256x256, Tesla P100)"),
+                Table(["row", "FID", "sec/iter", "GPU memory GiB"], body),
+            )
     if plots:
         doc.add(Heading("Curves"), *[Figure(p, p.stem.replace("_", " ")) for p in plots])
-    for row, members in groups:
+    for _row, members in groups:
         r = members[0]
         doc.add(Heading(f"{r['method']} ({r['name']})", 3))
         trips = triptych_images(r, gallery_limit)
         if not trips:
-            doc.add(Paragraph(["No test translations: run ", Code("unpaired evaluate run RUN_DIR --data DIR"), " first."]))
+            doc.add(
+                Paragraph(["No test translations: run ", Code("unpaired evaluate run RUN_DIR --data DIR"), " first."])
+            )
             continue
         t = r["test"]
-        doc.add(Paragraph(f"real_A | fake_B | real_B, test split, checkpoint {t['checkpoint']} (iteration "
-                          f"{t['iteration']}), FID {t['fid']:.2f}, KID {t['kid']:.4f}"),
-                Grid(trips, note="Shown in gallery.html."))
+        doc.add(
+            Paragraph(
+                f"real_A | fake_B | real_B, test split, checkpoint {t['checkpoint']} (iteration "
+                f"{t['iteration']}), FID {t['fid']:.2f}, KID {t['kid']:.4f}"
+            ),
+            Grid(trips, note="Shown in gallery.html."),
+        )
         bad, how = worst_images(r, worst)
         if bad:
-            doc.add(Paragraph([Bold(f"The {len(bad)} worst"), f" test translations ({how}):"]),
-                    Grid(bad, note="Shown in gallery.html."))
+            doc.add(
+                Paragraph([Bold(f"The {len(bad)} worst"), f" test translations ({how}):"]),
+                Grid(bad, note="Shown in gallery.html."),
+            )
         elif how:
             doc.add(Paragraph(f"Worst translations {how}."))
     return doc
 
 
-def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, note: Text = "",
-                 reference: dict[str, dict] | None = None, worst: int = 8, compare: bool = True) -> dict[str, Path]:
+def write_report(
+    run_dirs: RunDirs,
+    out: str | Path,
+    gallery_limit: int = 24,
+    note: Text = "",
+    reference: dict[str, dict] | None = None,
+    worst: int = 8,
+    compare: bool = True,
+) -> dict[str, Path]:
     """Write results.md, results.csv, the curves and gallery.html (the same tables with the test
     translations, best and worst, all embedded) into ``out``.
 
@@ -481,8 +638,10 @@ def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, no
     runs = [r for _, members in groups for r in members]
     comparisons = None
     if compare:
-        comparisons = [(groups[i][0], groups[j][0], keys, compare_rows(groups[i][1], groups[j][1]))
-                       for i, j, keys in comparable_pairs(groups)]
+        comparisons = [
+            (groups[i][0], groups[j][0], keys, compare_rows(groups[i][1], groups[j][1]))
+            for i, j, keys in comparable_pairs(groups)
+        ]
     plots = plot_curves(runs, out)
     doc = build_document(groups, plots, note, reference, gallery_limit, worst, comparisons)
     write_text(out / "results.md", doc.to_markdown())
@@ -494,11 +653,29 @@ def write_report(run_dirs: RunDirs, out: str | Path, gallery_limit: int = 24, no
     write_text(out / "results.csv", table.getvalue())
     write_text(out / "gallery.html", doc.to_html())
     if comparisons:
-        write_text(out / "comparisons.json", json.dumps(
-            [{"a": a, "b": b, "differs_in": keys, **(res or {})} for a, b, keys, res in comparisons], indent=2))
-    return {"markdown": out / "results.md", "csv": out / "results.csv", "gallery": out / "gallery.html",
-            **{p.stem: p for p in plots}}
+        write_text(
+            out / "comparisons.json",
+            json.dumps(
+                [{"a": a, "b": b, "differs_in": keys, **(res or {})} for a, b, keys, res in comparisons], indent=2
+            ),
+        )
+    return {
+        "markdown": out / "results.md",
+        "csv": out / "results.csv",
+        "gallery": out / "gallery.html",
+        **{p.stem: p for p in plots},
+    }
 
 
-__all__ = ["write_report", "load_run", "group_runs", "method_name", "table_rows", "summarize_row",
-           "comparable_pairs", "compare_rows", "build_document", "plot_curves"]
+__all__ = [
+    "write_report",
+    "load_run",
+    "group_runs",
+    "method_name",
+    "table_rows",
+    "summarize_row",
+    "comparable_pairs",
+    "compare_rows",
+    "build_document",
+    "plot_curves",
+]

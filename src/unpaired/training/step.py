@@ -9,6 +9,7 @@ without touching the loop.
 
 Everything returned stays on the device: the Trainer reads values only when it logs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,23 +18,14 @@ from typing import Callable, NamedTuple
 import torch
 from torch.profiler import record_function
 
-from .amp import Precision
-
-
-def adam(params, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> torch.optim.Adam:
-    """Adam as the reference configures it, with PyTorch's fused kernel: one pass over all
-    parameters (3x faster than the default on a CPU, one launch on a GPU; the same update to
-    float rounding). Torch before 2.4 has no fused CPU kernel: there the default one runs."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+from .. import checkpoint as ckpt_io
+from ..amp import Precision
+from ..errors import ConfigError
 
 
 class StepResult(NamedTuple):
-    losses: dict[str, torch.Tensor]   # loss terms, detached (what metrics.jsonl lists under "loss")
-    stats: dict[str, torch.Tensor]    # diagnostics: D outputs, gradient norms, PatchNCE probabilities
+    losses: dict[str, torch.Tensor]  # loss terms, detached (what metrics.jsonl lists under "loss")
+    stats: dict[str, torch.Tensor]  # diagnostics: D outputs, gradient norms, PatchNCE probabilities
 
 
 class LossScaler:
@@ -81,8 +73,13 @@ class TrainStep:
 
     name = "eager"
 
-    def __init__(self, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], precision: Precision,
-                 average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizers: dict[str, torch.optim.Optimizer],
+        precision: Precision,
+        average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None,
+    ):
         """``average_gradients(params)``: under torchrun, all-reduces and averages their gradients."""
         self.model = model
         self.optimizers = optimizers
@@ -162,13 +159,14 @@ class CompiledStep(TrainStep):
 
     def __init__(self, *args, log=print, cuda_graphs: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        import torch._inductor.config as inductor_config
+        import torch._inductor.config as inductor_config  # noqa: PLC0415 - slow import, compiled steps only
 
         inductor_config.fallback_random = True
         self.log = log
         self.name = "cudagraphs" if cuda_graphs else "compile"
-        self._originals = {name: {m: net.__dict__.get(m) for m in COMPILED_METHODS}
-                           for name, net in self.model.named_children()}
+        self._originals = {
+            name: {m: net.__dict__.get(m) for m in COMPILED_METHODS} for name, net in self.model.named_children()
+        }
         # reduce-overhead: each compiled forward and backward is replayed as a CUDA graph (one launch)
         self.compiled = compile_networks(self.model, **({"mode": "reduce-overhead"} if cuda_graphs else {}))
         self._first = True
@@ -176,10 +174,11 @@ class CompiledStep(TrainStep):
     def __call__(self, batch: dict[str, torch.Tensor]) -> StepResult:
         if not self._first:
             return super().__call__(batch)
-        from . import checkpoint as ckpt_io
-
-        saved = (copy.deepcopy(self.model.state_dict()), copy.deepcopy({k: o.state_dict() for k, o in self.optimizers.items()}),
-                 ckpt_io.rng_state())
+        saved = (
+            copy.deepcopy(self.model.state_dict()),
+            copy.deepcopy({k: o.state_dict() for k, o in self.optimizers.items()}),
+            ckpt_io.rng_state(),
+        )
         try:
             result = super().__call__(batch)
         except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, saying so
@@ -188,8 +187,10 @@ class CompiledStep(TrainStep):
                 o.load_state_dict(saved[1][k])
             ckpt_io.set_rng_state(saved[2])
             self._uncompile()
-            self.log(f"step: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                     f"training with the eager step instead")
+            self.log(
+                f"step: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                f"training with the eager step instead"
+            )
             result = super().__call__(batch)
         self._first = False
         return result
@@ -213,22 +214,31 @@ def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
     return "off", f"auto on {device.type}"
 
 
-def build_step(model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], precision: Precision,
-               mode: str = "auto", average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None,
-               log=print) -> TrainStep:
+def build_step(
+    model: torch.nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    precision: Precision,
+    mode: str = "auto",
+    average_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None,
+    log=print,
+) -> TrainStep:
     """The training step for ``train.compile`` = ``mode`` (auto | off | compile | cudagraphs) on this
     device. ``log`` receives one line saying which step runs and why."""
-    from .config import ConfigError
-
     chosen, why = choose_mode(mode, precision.device)
     if chosen == "cudagraphs" and precision.device.type != "cuda":
-        raise ConfigError(f"--compile cudagraphs needs a CUDA GPU (this run is on {precision.device.type}); "
-                          f"use --compile compile or off")
+        raise ConfigError(
+            f"--compile cudagraphs needs a CUDA GPU (this run is on {precision.device.type}); "
+            f"use --compile compile or off"
+        )
     if chosen in ("compile", "cudagraphs"):
-        step = CompiledStep(model, optimizers, precision, average_gradients, log=log,
-                            cuda_graphs=chosen == "cudagraphs")
-        log(f"step: {step.name} ({why}; torch.compile of {', '.join(step.compiled)}"
-            + (", replayed as CUDA graphs" if step.name == "cudagraphs" else "") + "; the first iterations compile)")
+        step = CompiledStep(
+            model, optimizers, precision, average_gradients, log=log, cuda_graphs=chosen == "cudagraphs"
+        )
+        log(
+            f"step: {step.name} ({why}; torch.compile of {', '.join(step.compiled)}"
+            + (", replayed as CUDA graphs" if step.name == "cudagraphs" else "")
+            + "; the first iterations compile)"
+        )
         return step
     log(f"step: eager ({why})")
     return TrainStep(model, optimizers, precision, average_gradients)

@@ -7,6 +7,7 @@ networks in ``DistributedDataParallel``: the models call encoder methods (``G.en
 ``forward``, which DDP's hooks do not see. PatchNCE is computed on each process's own images.
 Rank 0 alone logs, validates and writes checkpoints.
 """
+
 from __future__ import annotations
 
 import os

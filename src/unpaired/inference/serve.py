@@ -25,6 +25,7 @@ whose errors arrive as HTTP 200, while per-file errors with the CLI's messages, 
 each with a download link and a zip of all would need custom HTML in Gradio anyway. So: a small
 page of our own with no dependency beyond the package's.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
 
-from .config import ConfigError
-from .data.images import IMAGE_EXTENSIONS, ImageError, decode_image
+from ..config import ConfigError
+from ..data.images import IMAGE_EXTENSIONS, ImageError, decode_image
+from .translator import load
 
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 100
@@ -111,8 +113,10 @@ class TranslationService:
         self._lock = threading.Lock()
 
     def too_large(self, name: str, size: int) -> str:
-        return (f"cannot read image {name}: too large ({size / 2**20:.1f} MB; this server accepts files up to "
-                f"{self.max_upload_bytes / 2**20:g} MB, see unpaired serve --max-upload-mb)")
+        return (
+            f"cannot read image {name}: too large ({size / 2**20:.1f} MB; this server accepts files up to "
+            f"{self.max_upload_bytes / 2**20:g} MB, see unpaired serve --max-upload-mb)"
+        )
 
     def translate(self, data: bytes, name: str) -> Image.Image:
         """The translation of an uploaded file; :class:`ImageError` with the CLI's message if unusable."""
@@ -124,7 +128,7 @@ class TranslationService:
 # ----------------------------------------------------------------------------- the page
 def render_page(info: dict) -> bytes:
     """The page with the model's description filled in (escaped for HTML and for the inline script)."""
-    template = resources.files("unpaired").joinpath("serve_page.html").read_text(encoding="utf-8")
+    template = resources.files(__package__).joinpath("serve_page.html").read_text(encoding="utf-8")
     iters = info.get("iterations")
     facts = [str(info.get("display_name") or info.get("method"))]
     if iters is not None:
@@ -134,11 +138,13 @@ def render_page(info: dict) -> bytes:
     facts.append("grayscale" if info.get("channels") == 1 else "RGB")
     page_info = {**info, "extensions": sorted(IMAGE_EXTENSIONS)}
     script_json = json.dumps(page_info).replace("<", "\\u003c")  # no '</script>' inside the script
-    return (template.replace("{{NAME}}", html.escape(str(info["name"])))
-            .replace("{{FACTS}}", html.escape(" · ".join(facts)))
-            .replace("{{SOURCE}}", html.escape(str(info.get("source", ""))))
-            .replace("{{INFO_JSON}}", script_json)
-            .encode("utf-8"))
+    return (
+        template.replace("{{NAME}}", html.escape(str(info["name"])))
+        .replace("{{FACTS}}", html.escape(" · ".join(facts)))
+        .replace("{{SOURCE}}", html.escape(str(info.get("source", ""))))
+        .replace("{{INFO_JSON}}", script_json)
+        .encode("utf-8")
+    )
 
 
 # ----------------------------------------------------------------------------- HTTP
@@ -210,19 +216,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._log(f"translated {name} ({out.width}x{out.height}) in {seconds:.2f} s")
         body, out_name = png_bytes(out), output_name(name)
         if query.get("format", [""])[0] == "json":
-            self._json(200, {"name": out_name, "width": out.width, "height": out.height, "mode": out.mode,
-                             "seconds": round(seconds, 4), "png_base64": base64.b64encode(body).decode("ascii")})
+            self._json(
+                200,
+                {
+                    "name": out_name,
+                    "width": out.width,
+                    "height": out.height,
+                    "mode": out.mode,
+                    "seconds": round(seconds, 4),
+                    "png_base64": base64.b64encode(body).decode("ascii"),
+                },
+            )
         else:
-            self._send(200, body, "image/png", {"Content-Disposition": f'inline; filename="{out_name}"',
-                                                "X-Seconds": f"{seconds:.4f}"})
+            self._send(
+                200,
+                body,
+                "image/png",
+                {"Content-Disposition": f'inline; filename="{out_name}"', "X-Seconds": f"{seconds:.4f}"},
+            )
 
     def _content_length(self, required: bool = True) -> int | None:
         raw = self.headers.get("Content-Length")
         if raw is None:
             if required:
                 self.close_connection = True
-                raise UploadError(411, "send the image as the request body with a Content-Length "
-                                       "(curl --data-binary @FILE) or as a form field (curl -F image=@FILE)")
+                raise UploadError(
+                    411,
+                    "send the image as the request body with a Content-Length "
+                    "(curl --data-binary @FILE) or as a form field (curl -F image=@FILE)",
+                )
             return None
         try:
             length = int(raw)
@@ -256,7 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
             return name, body
         # multipart: the first part that carries a file name is the image (curl -F image=@photo.jpg)
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
         for part in message.iter_parts() if message.is_multipart() else ():
             if part.get_filename():  # a browser's empty file field has filename=""
                 return upload_name(part.get_filename()), part.get_payload(decode=True) or b""
@@ -268,8 +291,7 @@ class TranslationServer(ThreadingHTTPServer):
 
     daemon_threads = True  # Ctrl-C does not wait for a translation in flight
 
-    def __init__(self, service: TranslationService, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 log=sys.stderr):
+    def __init__(self, service: TranslationService, host: str = "127.0.0.1", port: int = DEFAULT_PORT, log=sys.stderr):
         self.service, self.log, self.host = service, log, host
         self.page = render_page(service.info)
         if ":" in host:
@@ -278,8 +300,10 @@ class TranslationServer(ThreadingHTTPServer):
             super().__init__((host, port), _Handler)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise ConfigError(f"port {port} on {host} is in use (another server?); pass another "
-                                  f"--port, or --port 0 for any free one") from None
+                raise ConfigError(
+                    f"port {port} on {host} is in use (another server?); pass another "
+                    f"--port, or --port 0 for any free one"
+                ) from None
             raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
     @property
@@ -290,8 +314,13 @@ class TranslationServer(ThreadingHTTPServer):
         return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
 
-def make_server(translator, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, log=sys.stderr) -> TranslationServer:
+def make_server(
+    translator,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    log=sys.stderr,
+) -> TranslationServer:
     """A server (not yet serving: call ``serve_forever``) for a loaded :class:`Translator`."""
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535 (0 = any free port), got {port}")
@@ -300,12 +329,15 @@ def make_server(translator, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     return TranslationServer(TranslationService(translator, int(max_upload_mb * 2**20)), host, port, log)
 
 
-def serve(model: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, device: str = "auto",
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> int:
+def serve(
+    model: str | Path,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    device: str = "auto",
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+) -> int:
     """Load ``model`` (run folder, checkpoint or exported file), print the page's URL and serve it
     until Ctrl-C."""
-    from .translate import load
-
     translator = load(model, device=device)
     server = make_server(translator, host, port, max_upload_mb)
     info = server.service.info
@@ -338,8 +370,10 @@ def _stop_on_signals() -> dict:
     page would say "Ctrl-C stops" and Ctrl-C would not."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-            signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
+    return {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt),
+    }
 
 
 __all__ = ["model_info", "make_server", "serve", "TranslationServer", "TranslationService"]

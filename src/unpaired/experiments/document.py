@@ -1,5 +1,6 @@
 """A small document model rendered to Markdown and to self-contained HTML, so that a report says
 the same thing in both (headings, paragraphs with bold spans, tables, images, image grids)."""
+
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
+
+from ..data.images import load_image
 
 Text = Union[str, list]  # a string, or a list of str / Bold / Code spans
 
@@ -43,6 +46,7 @@ class Table:
 @dataclass
 class Figure:
     """An image file (a plot): linked from the Markdown, embedded in the HTML."""
+
     path: Path
     caption: str = ""
 
@@ -50,6 +54,7 @@ class Figure:
 @dataclass
 class Grid:
     """Images (PIL) with captions, in the HTML only; the Markdown says where they are."""
+
     images: list[tuple[str, Any]]
     note: str = ""
 
@@ -85,33 +90,51 @@ class Document:
 
     # ------------------------------------------------------------------ HTML
     def to_html(self) -> str:
-        parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-                 f"<title>{html.escape(self.title)}</title><style>",
-                 "body{font-family:sans-serif;margin:2em;max-width:1250px;line-height:1.4}",
-                 "table{border-collapse:collapse;margin:0.5em 0 1.2em}",
-                 "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}",
-                 "td.l,th.l{text-align:left}.grid{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0}",
-                 "figcaption{font-size:11px;color:#555}img.t{height:128px;image-rendering:pixelated}",
-                 "</style></head><body>", f"<h1>{html.escape(self.title)}</h1>"]
+        parts = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{html.escape(self.title)}</title><style>",
+            "body{font-family:sans-serif;margin:2em;max-width:1250px;line-height:1.4}",
+            "table{border-collapse:collapse;margin:0.5em 0 1.2em}",
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}",
+            "td.l,th.l{text-align:left}.grid{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0}",
+            "figcaption{font-size:11px;color:#555}img.t{height:128px;image-rendering:pixelated}",
+            "</style></head><body>",
+            f"<h1>{html.escape(self.title)}</h1>",
+        ]
         for b in self.blocks:
             if isinstance(b, Heading):
                 parts.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
             elif isinstance(b, Paragraph):
                 parts.append(f"<p>{_html_text(b.text)}</p>")
             elif isinstance(b, Table):
-                def cell(tag, i, text):
-                    cls = " class='l'" if i < b.align_left else ""
+
+                def cell(tag, i, text, align_left=b.align_left):
+                    cls = " class='l'" if i < align_left else ""
                     return f"<{tag}{cls}>{html.escape(text)}</{tag}>"
-                parts.append("<table><tr>" + "".join(cell("th", i, h) for i, h in enumerate(b.header)) + "</tr>"
-                             + "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>"
-                                       for row in b.rows) + "</table>")
+
+                parts.append(
+                    "<table><tr>"
+                    + "".join(cell("th", i, h) for i, h in enumerate(b.header))
+                    + "</tr>"
+                    + "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in b.rows)
+                    + "</table>"
+                )
             elif isinstance(b, Figure):
-                parts.append(f"<figure><img src='{data_uri(b.path)}' style='max-width:100%'>"
-                             + (f"<figcaption>{html.escape(b.caption)}</figcaption>" if b.caption else "") + "</figure>")
+                parts.append(
+                    f"<figure><img src='{data_uri(b.path)}' style='max-width:100%'>"
+                    + (f"<figcaption>{html.escape(b.caption)}</figcaption>" if b.caption else "")
+                    + "</figure>"
+                )
             elif isinstance(b, Grid):
-                parts.append("<div class='grid'>" + "".join(
-                    f"<figure><img class='t' src='{data_uri(im)}'><figcaption>{html.escape(name)}</figcaption></figure>"
-                    for name, im in b.images) + "</div>")
+                parts.append(
+                    "<div class='grid'>"
+                    + "".join(
+                        f"<figure><img class='t' src='{data_uri(im)}'>"
+                        f"<figcaption>{html.escape(name)}</figcaption></figure>"
+                        for name, im in b.images
+                    )
+                    + "</div>"
+                )
         parts.append("</body></html>")
         return "\n".join(parts)
 
@@ -121,20 +144,24 @@ def _spans(text: Text) -> list:
 
 
 def _md_text(text: Text) -> str:
-    return "".join(f"**{s.text}**" if isinstance(s, Bold) else f"`{s.text}`" if isinstance(s, Code) else s
-                   for s in _spans(text))
+    return "".join(
+        f"**{s.text}**" if isinstance(s, Bold) else f"`{s.text}`" if isinstance(s, Code) else s for s in _spans(text)
+    )
 
 
 def _html_text(text: Text) -> str:
-    return "".join(f"<strong>{html.escape(s.text)}</strong>" if isinstance(s, Bold) else
-                   f"<code>{html.escape(s.text)}</code>" if isinstance(s, Code) else html.escape(s)
-                   for s in _spans(text))
+    return "".join(
+        f"<strong>{html.escape(s.text)}</strong>"
+        if isinstance(s, Bold)
+        else f"<code>{html.escape(s.text)}</code>"
+        if isinstance(s, Code)
+        else html.escape(s)
+        for s in _spans(text)
+    )
 
 
 def data_uri(path_or_image) -> str:
     """A PNG data URI of an image file or a PIL image (the HTML report needs no other file)."""
-    from .data.images import load_image
-
     buf = io.BytesIO()
     im = path_or_image if not isinstance(path_or_image, (str, Path)) else load_image(path_or_image, 3)
     im.save(buf, format="PNG")

@@ -1,0 +1,17 @@
+"""The one base class of every error a user can fix (a bad option, file, folder or checkpoint).
+
+The CLI catches :class:`UnpairedError` and prints its message as one line; anything else is a bug
+and gets a traceback log. Each module defines its own subclass (``ConfigError`` here, because the
+configuration schema and the runtime helpers below it both raise it)."""
+
+from __future__ import annotations
+
+
+class UnpairedError(Exception):
+    """A failure whose message says what was wrong and what to do; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 2
+
+
+class ConfigError(UnpairedError, ValueError):
+    """A configuration value, file or override is invalid; the message says which and why."""

@@ -1,0 +1,189 @@
+"""A trained generator as a callable that translates images of any size (:class:`Translator`), and
+:func:`load`, which makes one from a run folder, a checkpoint or an export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .. import checkpoint as ckpt_io
+from ..amp import DTYPES, autocast
+from ..config import Config, ConfigError
+from ..data.images import convert_image, to_image, to_tensor
+from ..devices import select_device
+from ..tiling import (
+    AUTO_TILE_PIXELS,
+    check_tiles,
+    input_multiple,
+    translate_any,
+    translate_tensor,
+)
+from .artifacts import is_export, load_export
+from .generator import generator_from_state, model_info
+
+
+def check_precision(precision: str, device: torch.device, generator: torch.nn.Module) -> str:
+    """``precision`` if inference can run in it on ``device`` with ``generator``, else a ConfigError."""
+    if precision not in DTYPES:
+        raise ConfigError(f"precision must be one of {', '.join(DTYPES)}, got {precision!r}")
+    if precision == "fp16" and device.type == "cpu":
+        raise ConfigError(
+            "fp16 inference needs a GPU (cuda or mps): CPUs lack fast fp16 kernels; "
+            "on the CPU use --precision bf16 or fp32"
+        )
+    fixed = getattr(generator, "fixed_precision", None)  # TorchScript and ONNX exports run as traced
+    if fixed is not None and precision != fixed:
+        raise ConfigError(
+            f"this {generator.format_name} export runs in {fixed} only; use --precision {fixed}, "
+            f"or the .safetensors export (or the run itself) for {precision}"
+        )
+    return precision
+
+
+class Translator:
+    """A trained A->B generator that translates images of any size: ``translator(x)``.
+
+    ``x`` is a PIL image (returned: a PIL image of the same size and mode; RGB, L, RGBA and LA keep
+    their mode, with the input's alpha channel, other modes come back as the model's RGB or L), a
+    float tensor in [-1, 1] of shape (C, H, W) or (B, C, H, W) (returned: the same shape, device and
+    dtype), or a list of these (a list of PIL images is translated ``batch_size`` same-sized images
+    at a time). Sides are padded to the generator's multiple and cropped back; images above
+    ``AUTO_TILE_PIXELS`` (or all, with ``tile``) are translated in overlapping tiles.
+
+    ``precision``: fp32, bf16 or fp16 (autocast; fp16 needs a GPU). ``info`` describes the model
+    alike for runs and exports: method, display_name, iterations, source, input_multiple, channels,
+    train_size, format."""
+
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        config: Config,
+        device: torch.device | str = "cpu",
+        tile: int | None = None,
+        overlap: int = 128,
+        source: str | None = None,
+        precision: str = "fp32",
+        batch_size: int = 1,
+        info: dict | None = None,
+    ):
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+        if tile:
+            check_tiles(tile, overlap, input_multiple(generator))  # before the first image
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self.config = config
+        self.tile, self.overlap = tile, overlap
+        self.source = source
+        self.precision = check_precision(precision, self.device, self.generator)
+        self.batch_size = batch_size
+        self.info = {**model_info(config, self.generator, source), **(info or {})}
+
+    @property
+    def channels(self) -> int:
+        return self.config.data.channels
+
+    @property
+    def method(self) -> str:
+        return self.config.model.name
+
+    def __repr__(self) -> str:
+        return (
+            f"Translator({self.method}, {self.channels} channels, {self.device}, {self.precision}, from {self.source})"
+        )
+
+    def __call__(self, x):
+        if isinstance(x, (list, tuple)):
+            if x and all(isinstance(item, Image.Image) for item in x):
+                return self.translate_images(list(x))
+            return [self(item) for item in x]
+        if isinstance(x, torch.Tensor):
+            return self.translate_tensor(x)
+        if isinstance(x, Image.Image):
+            return self.translate_image(x)
+        raise TypeError(
+            f"translate a PIL image, a tensor (C, H, W) or (B, C, H, W) in [-1, 1], or a list of them; "
+            f"got {type(x).__name__}"
+        )
+
+    def _tiles(self, x: torch.Tensor) -> bool:
+        return bool(self.tile) or (self.tile is None and x.shape[-2] * x.shape[-1] > AUTO_TILE_PIXELS)
+
+    @torch.no_grad()
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        """Translate a float32 batch on ``self.device``: whole when small, else image by image in tiles."""
+        with autocast(self.precision, self.device):
+            if not self._tiles(batch):
+                return translate_tensor(self.generator, batch).float()
+            return torch.cat(
+                [translate_any(self.generator, b[None], self.tile, self.overlap).to(self.device) for b in batch]
+            )
+
+    def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() not in (3, 4) or x.shape[-3] != self.channels:
+            raise ValueError(
+                f"expected a tensor (C, H, W) or (B, C, H, W) with C = {self.channels}, got shape {tuple(x.shape)}"
+            )
+        batch = x[None] if x.dim() == 3 else x
+        y = self._run(batch.to(self.device, torch.float32)).to(x.device, x.dtype)
+        return y[0] if x.dim() == 3 else y
+
+    def translate_image(self, im: Image.Image) -> Image.Image:
+        return self.translate_images([im])[0]
+
+    def translate_images(self, images: list[Image.Image], batch_size: int | None = None) -> list[Image.Image]:
+        """Translate PIL images, ``batch_size`` (default ``self.batch_size``) neighbouring same-sized
+        images per generator call; the outputs are in input order."""
+        batch_size = batch_size or self.batch_size
+        tensors = [to_tensor(convert_image(im, self.channels)) for im in images]
+        outputs: list[Image.Image] = []
+        i = 0
+        while i < len(tensors):
+            j = i + 1
+            while j < len(tensors) and j - i < batch_size and tensors[j].shape == tensors[i].shape:
+                j += 1
+            y = self._run(torch.stack(tensors[i:j]).to(self.device)).cpu()
+            outputs += [_like(to_image(out), im) for out, im in zip(y, images[i:j])]
+            i = j
+        return outputs
+
+
+def _like(out: Image.Image, im: Image.Image) -> Image.Image:
+    """The translation ``out`` in the mode of its input ``im`` (with ``im``'s alpha channel)."""
+    if im.mode in ("RGBA", "LA"):
+        out = out.convert(im.mode[:-1])
+        out.putalpha(im.getchannel("A"))
+    elif im.mode in ("RGB", "L"):
+        out = out.convert(im.mode)
+    return out
+
+
+def load(
+    run_or_file: str | Path,
+    device: torch.device | str = "auto",
+    checkpoint: str = "latest",
+    tile: int | None = None,
+    overlap: int = 128,
+    precision: str = "fp32",
+    batch_size: int = 1,
+) -> Translator:
+    """A :class:`Translator` from a run folder (its ``checkpoint``: ``latest`` or ``best``), a
+    checkpoint file, or a file written by ``unpaired export`` (.safetensors; TorchScript and .onnx
+    too, in fp32, when torch.jit / onnxruntime can run them). ``device``: auto (cuda, then mps, then
+    cpu), cpu, cuda, cuda:N or mps; an .onnx export runs on the CPU (or CUDA where onnxruntime has it)."""
+    path = Path(run_or_file)
+    if path.is_file() and is_export(path):
+        G, cfg, info, dev = load_export(path, device)
+    else:
+        dev = select_device(device)
+        state = ckpt_io.load(ckpt_io.resolve_path(path, checkpoint))
+        G, cfg = generator_from_state(state, dev, source=path)
+        info = {"iterations": state.get("progress", {}).get("iteration"), "format": "checkpoint"}
+    return Translator(
+        G, cfg, dev, tile, overlap, source=str(run_or_file), precision=precision, batch_size=batch_size, info=info
+    )
+
+
+__all__ = ["Translator", "load", "check_precision"]
