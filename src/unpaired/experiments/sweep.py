@@ -50,6 +50,8 @@ from .jobs import (
     package_command,
 )
 
+SAMPLERS = ("grid", "tpe")  # Optuna's GridSampler, TPESampler
+
 
 def parse_params(items: list[str]) -> dict[str, list[Any]]:
     """``key=v1,v2,...`` -> {key: [v1, v2, ...]} with YAML-typed values."""
