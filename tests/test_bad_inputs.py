@@ -82,7 +82,6 @@ def test_every_writing_command_refuses_an_out_it_cannot_create(run, tmp_path, ca
     commands = {
         "translate": lambda o: [
             "translate",
-            "--checkpoint",
             str(run_dir),
             "--input",
             str(data / "testA"),
@@ -233,7 +232,6 @@ def test_links_loops_and_pipes_are_reported_not_skipped_silently(dataset_dir, tm
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(run),
                 "--input",
                 str(a),
@@ -270,7 +268,6 @@ def test_garbage_truncated_and_empty_checkpoints_are_one_line(run, tmp_path, cap
             main(
                 [
                     "translate",
-                    "--checkpoint",
                     str(path),
                     "--input",
                     str(data / "testA"),
@@ -321,7 +318,6 @@ def test_weights_that_do_not_fit_the_method_are_one_line(run, tmp_path, capsys):
             main(
                 [
                     "translate",
-                    "--checkpoint",
                     str(folder),
                     "--input",
                     str(data / "testA"),
@@ -539,7 +535,7 @@ def test_disk_full_during_report_and_split_leaves_previous_files(run, tmp_path, 
 
 # ------------------------------------------------------------------ the catch-all
 def test_unexpected_error_is_one_line_with_a_log(tmp_path, capsys, monkeypatch):
-    import unpaired.cli.app as cli
+    import unpaired.cli.experiments as cli
 
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("UNPAIRED_DEBUG", "0")
@@ -565,7 +561,7 @@ def test_unexpected_error_is_one_line_with_a_log(tmp_path, capsys, monkeypatch):
 
 
 def test_interrupt_and_user_errors_keep_their_lines(tmp_path, capsys, monkeypatch):
-    import unpaired.cli.app as cli
+    import unpaired.cli.experiments as cli
 
     def interrupted(args):
         raise KeyboardInterrupt
@@ -584,7 +580,6 @@ def test_impossible_tiles_refused_before_any_image(run, tmp_path, capsys):
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(run_dir),
                 "--input",
                 str(data / "testA"),

@@ -109,6 +109,13 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
         }
         real, fake_feats = run_features(r, "test")
         assert fid_from_features(real, fake_feats) == pytest.approx(result["fid"], rel=1e-4)
+    # --which latest (--checkpoint latest before 0.3, still accepted with a note)
+    for which in ("--which", "--checkpoint"):
+        argv = ["evaluate", "run", str(runs[0]), "--data", str(split_dir), which, "latest", "--no-ci", "--json"]
+        assert main([*argv, "--device", "cpu"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["checkpoint"] == "latest.pt"
+        assert ("--checkpoint' is deprecated; write --which latest" in captured.err) == (which == "--checkpoint")
     assert main(["evaluate", "run", str(runs[0]), "--data", str(split_dir), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("95% bootstrap over images (1000 resamples): FID [")

@@ -165,7 +165,6 @@ def test_translate_cli_reads_exports(checkpoints, exports, tmp_path):
             main(
                 [
                     "translate",
-                    "--checkpoint",
                     str(path),
                     "--input",
                     str(src),
@@ -242,6 +241,20 @@ def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatc
     )
     meta = json.loads(capsys.readouterr().out)
     assert meta["method"] == "cut" and "check" not in meta
+    # a run folder: --which picks its checkpoint (latest by default); --checkpoint best, its spelling
+    # before 0.3, still works and says so
+    run = tmp_path / "run"
+    make_checkpoint("cut", run / "checkpoints" / "latest.pt", iteration=37)
+    make_checkpoint("cut", run / "checkpoints" / "best.pt", iteration=12)
+    for which, iterations, note in (
+        ([], 37, False),
+        (["--which", "best"], 12, False),
+        (["--checkpoint", "best"], 12, True),
+    ):
+        assert main(["export", str(run), *which, "--out", str(tmp_path / "r.safetensors"), "--json", "--no-check"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["iterations"] == iterations
+        assert ("'unpaired export --checkpoint' is deprecated; write --which best" in captured.err) == note
     # a safetensors file that no export wrote
     from safetensors.torch import save_file
 
@@ -250,7 +263,6 @@ def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatc
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(tmp_path / "other.safetensors"),
                 "--input",
                 str(tmp_path),
@@ -266,7 +278,6 @@ def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatc
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(out),
                 "--input",
                 str(tmp_path),

@@ -145,7 +145,6 @@ def test_answers_match_the_translate_command(server, tiny_run, tmp_path):
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(tiny_run),
                 "--input",
                 str(src),

@@ -54,7 +54,6 @@ def test_translate_cli_forces_tiles(tmp_path):
             main(
                 [
                     "translate",
-                    "--checkpoint",
                     str(tmp_path / "c.pt"),
                     "--input",
                     str(tmp_path / "a.png"),

@@ -51,7 +51,6 @@ def test_mixed_sizes_and_modes(tiny_run, tmp_path):
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(tiny_run),
                 "--input",
                 str(src),
@@ -80,7 +79,6 @@ def test_single_file_and_checkpoint_file(tiny_run, tmp_path):
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(tiny_run / "checkpoints" / "latest.pt"),
                 "--input",
                 str(tmp_path / "one.jpg"),
@@ -102,7 +100,7 @@ def test_bad_files_reported_others_written(tiny_run, tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(src / "good.png")
     (src / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     out = tmp_path / "out"
-    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(src), "--output", str(out), "--quiet"]) == 1
+    assert main(["translate", str(tiny_run), "--input", str(src), "--output", str(out), "--quiet"]) == 1
     assert (out / "good.png").exists() and not (out / "broken.png").exists()
     assert "broken.jpg" in capsys.readouterr().err
 
@@ -112,15 +110,12 @@ def test_stem_collision_refused(tiny_run, tmp_path, capsys):
     src.mkdir()
     Image.new("RGB", (8, 8)).save(src / "a.png")
     Image.new("RGB", (8, 8)).save(src / "a.jpg")
-    assert main(["translate", "--checkpoint", str(tiny_run), "--input", str(src), "--output", str(tmp_path / "o")]) == 2
+    assert main(["translate", str(tiny_run), "--input", str(src), "--output", str(tmp_path / "o")]) == 2
     assert "would both be written" in capsys.readouterr().err
 
 
 def test_missing_checkpoint_explained(tmp_path, capsys):
-    assert (
-        main(["translate", "--checkpoint", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")])
-        == 2
-    )
+    assert main(["translate", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
     assert "no latest checkpoint" in capsys.readouterr().err
 
 
@@ -143,7 +138,6 @@ def test_batches_equal_batch_size_one(tiny_run, tmp_path):
             main(
                 [
                     "translate",
-                    "--checkpoint",
                     str(tiny_run),
                     "--input",
                     str(tmp_path / "in"),
@@ -184,7 +178,6 @@ def test_precision(tiny_run, tmp_path, capsys):
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(tiny_run),
                 "--input",
                 str(tmp_path / "in"),
@@ -208,7 +201,6 @@ def test_precision(tiny_run, tmp_path, capsys):
         main(
             [
                 "translate",
-                "--checkpoint",
                 str(tiny_run),
                 "--input",
                 str(tmp_path / "in"),
@@ -230,7 +222,6 @@ def test_existing_outputs_counted_or_kept(tiny_run, tmp_path, capsys):
     out = tmp_path / "out"
     args = [
         "translate",
-        "--checkpoint",
         str(tiny_run),
         "--input",
         str(tmp_path / "in"),
@@ -275,3 +266,45 @@ def test_generator_input_multiple_is_honoured():
     G1.register_forward_pre_hook(lambda m, args: calls.append(tuple(args[0].shape[-2:])))
     Translator(G1, cfg)(torch.rand(1, 3, 34, 42) * 2 - 1)
     assert calls == [(34, 42)]  # one downsampling: 34 x 42 runs as it is (a multiple of 4 would pad it)
+
+
+def test_run_or_file_with_which_and_the_old_spelling(tiny_run, tmp_path, capsys):
+    """RUN_or_FILE is positional and --which picks a run folder's checkpoint; --checkpoint RUN_or_FILE
+    (before 0.3) still works, with a note."""
+    import shutil
+
+    import torch
+
+    from unpaired import checkpoint as ckpt_io
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(tiny_run / "checkpoints" / "latest.pt", run / "checkpoints" / "latest.pt")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(src / "a.png")
+
+    def translate(*model, which=()):
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        code = main(["translate", *model, "--input", str(src), "--output", str(out), "--quiet", *which])
+        return code, (np.asarray(Image.open(out / "a.png")) if code == 0 else None)
+
+    assert translate(str(run), which=("--which", "best"))[0] == 2
+    assert "has no best checkpoint" in capsys.readouterr().err
+    # best.pt: other weights (negated), so its translation differs from latest's
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    state["model"] = {k: -v if v.is_floating_point() else v for k, v in state["model"].items()}
+    ckpt_io.save_atomic(state, run / "checkpoints" / "best.pt")
+    code, latest = translate(str(run))
+    assert code == 0
+    _, best = translate(str(run), which=("--which", "best"))
+    _, best_file = translate(str(run / "checkpoints" / "best.pt"))
+    assert np.abs(latest.astype(int) - best.astype(int)).max() > 0 and np.array_equal(best, best_file)
+    capsys.readouterr()
+    _, old = translate("--checkpoint", str(run))
+    assert np.array_equal(old, latest)
+    assert f"note: 'unpaired translate --checkpoint' is deprecated; give {run} first, as RUN_or_FILE" in (
+        capsys.readouterr().err
+    )
+    assert translate()[0] == 2
+    assert "give the model as RUN_or_FILE" in capsys.readouterr().err

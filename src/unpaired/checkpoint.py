@@ -56,6 +56,10 @@ def save_atomic(obj: Any, path: str | Path) -> None:
                 raise
 
 
+# a run folder's checkpoints: latest.pt resumes training, best.pt has the best validation score
+CHECKPOINT_NAMES = ("latest", "best")
+
+
 def resolve_path(path: str | Path, which: str = "latest") -> Path:
     """A checkpoint file, or a run folder's ``checkpoints/<which>.pt``."""
     path = Path(path)

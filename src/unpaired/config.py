@@ -31,6 +31,8 @@ __all__ = [
     "TrainConfig",
     "MODEL_OPTIONS",
     "STEP_MODES",
+    "VAL_METRICS",
+    "VAL_UNITS",
     "RUNTIME_FIELDS",
     "apply_dict",
     "diff",
@@ -157,6 +159,8 @@ class Config:
 
 
 STEP_MODES = ("auto", "off", "compile", "cudagraphs")  # train.compile: see unpaired.step.build_step
+VAL_UNITS = ("epoch", "iter")  # train.val_unit
+VAL_METRICS = ("fid", "kid")  # train.val_metric: which one picks the best checkpoint
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
 RUNTIME_FIELDS = {
@@ -318,8 +322,8 @@ def resolve(cfg: Config) -> Config:
         ),
         (
             t.val_every >= 0
-            and t.val_unit in ("epoch", "iter")
-            and t.val_metric in ("fid", "kid")
+            and t.val_unit in VAL_UNITS
+            and t.val_metric in VAL_METRICS
             and (t.val_num is None or t.val_num >= 2),
             "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2",
         ),

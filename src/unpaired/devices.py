@@ -8,6 +8,9 @@ import torch
 
 from .errors import ConfigError
 
+# what --device and train.device accept (auto: cuda, then mps, then cpu; see select_device)
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
 
 def settle_vector_math() -> None:
     """Let MKL's vector-math library (VML) choose its CPU kernels on one thread, before any parallel op.
@@ -19,6 +22,11 @@ def settle_vector_math() -> None:
     that process's run took another path (seen in 2-10% of launches). One call on a 1-element tensor
     (serial: below the parallel grain) fills the cache for every VML function of the process."""
     torch.tanh(torch.zeros(1))
+
+
+def device_names() -> str:
+    """The accepted device names in words: "auto, cpu, cuda, cuda:N or mps"."""
+    return ", ".join(DEVICES[:-1]) + " or " + DEVICES[-1]
 
 
 def select_device(name: str | torch.device = "auto") -> torch.device:
@@ -36,7 +44,7 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise ConfigError(f"unknown device {name!r}; use {device_names()}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for but this PyTorch sees no CUDA GPU; use --device cpu or auto")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

@@ -36,6 +36,8 @@ from .images import ImageError, file_sha256, list_images, load_image, scan_folde
 
 MANIFEST_VERSION = 1
 SPLITS = ("train", "val", "test")
+LAYOUTS = ("auto", "paired", "folders")  # auto: detect_layout
+DIRECTIONS = ("AtoB", "BtoA")  # AtoB: the left half / first folder is A
 
 
 class SplitError(UnpairedError, RuntimeError):
@@ -245,7 +247,7 @@ def split_dataset(
         scan_folder(s).warn_skipped("left out")
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise SplitError(f"--val and --test must be fractions in [0, 1) with a sum below 1, got {val} and {test}")
-    if direction not in ("AtoB", "BtoA"):
+    if direction not in DIRECTIONS:
         raise SplitError(f"--direction must be AtoB or BtoA, got {direction!r}")
     layout = detect_layout(sources) if layout == "auto" else layout
     if layout == "paired":

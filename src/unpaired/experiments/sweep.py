@@ -29,6 +29,9 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,8 @@ from .jobs import (
     failure_report,
     package_command,
 )
+
+SAMPLERS = ("grid", "tpe")  # Optuna's GridSampler, TPESampler
 
 
 def parse_params(items: list[str]) -> dict[str, list[Any]]:
@@ -91,6 +96,27 @@ class PruneOnValidation(Callback):
             trainer.request_stop("pruned")
 
 
+@dataclass
+class SweepPlan:
+    """What the phases of one sweep process share: the command's settings, and the study's storage
+    URL, name and target number of finished trials once :func:`open_study` has them."""
+
+    model: str
+    data: str | Path
+    out: Path
+    space: dict[str, list[Any]]
+    sampler: str
+    metric: str
+    heartbeat: int
+    seed: int
+    overrides: list[str]
+    seeds: list[int] | None
+    show_progress: bool
+    url: str = ""
+    name: str = ""
+    n_total: int = 0
+
+
 def run_sweep(
     model: str,
     data: str | Path,
@@ -119,21 +145,55 @@ def run_sweep(
     and sharing the CPU threads as :mod:`unpaired.jobs` describes. Each process runs whole trials
     (all their seeds)."""
     try:
-        import optuna  # noqa: PLC0415 - optional (the sweep extra)
+        import optuna  # noqa: PLC0415, F401 - optional (the sweep extra): said at once when missing
     except ImportError:
         raise ConfigError("the sweep needs Optuna: pip install optuna (or 'unpaired[sweep]')") from None
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback  # noqa: PLC0415 - optional
 
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     seeds = check_seeds(seeds, "--seeds")
     if seeds is not None and any(k in ("seed", "train.seed") for k in space):
         raise ConfigError("--seeds sets train.seed of every trial's runs; do not also search it with --param")
+    trial_config, base = trial_configs(model, data, overrides, metric)
+    trial_config({k: v[0] for k, v in space.items()})  # fail fast on unknown keys or bad values
+    plan = SweepPlan(
+        model=model,
+        data=data,
+        out=make_dir(out, "sweep folder"),
+        space=space,
+        sampler=sampler,
+        metric=metric,
+        heartbeat=heartbeat,
+        seed=seed,
+        overrides=overrides or [],
+        seeds=seeds,
+        show_progress=show_progress,
+    )
+    study = open_study(plan, storage, study_name, trials, worker)
+    pool = run_all_trials(study, plan, trial_config, jobs if worker == 0 else 1, base.train.device)
+    if worker:
+        return None
+    result = collect_results(study, plan)
+    _write_table(result, plan.out)
+    failed = [j for j in pool.finished if not j.ok] if pool else []
+    if failed:
+        raise JobsFailed(
+            failure_report(failed, "worker processes", len(pool.finished))
+            + f"\n(the tables in {plan.out} list every trial of the study)"
+        )
+    return result
+
+
+def trial_configs(
+    model: str, data: str | Path, overrides: list[str] | None, metric: str
+) -> tuple[Callable[..., Config], Config]:
+    """``trial_config(params, train_seed=None)``, the configuration of one trial's run, and the base
+    configuration (the preset with --data and --set): every trial validates (every epoch unless --set
+    says otherwise) and is judged by ``metric``."""
     fixed = [("--data", {"data.root": str(data)})] + [
         ("--set", dict([parse_override(item)])) for item in overrides or []
     ]
     base = build_config(model, settings=fixed)
-    # every trial validates (every epoch unless --set says otherwise) and is judged by `metric`
     validation = (
         "sweep",
         {
@@ -147,41 +207,57 @@ def run_sweep(
         extra = [] if train_seed is None else [("--seeds", {"train.seed": train_seed})]
         return build_config(model, settings=[*fixed, validation, ("--param", params), *extra])
 
-    trial_config({k: v[0] for k, v in space.items()})  # fail fast on unknown keys or bad values
-    out = make_dir(out, "sweep folder")
-    url = storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
+    return trial_config, base
+
+
+def open_study(plan: SweepPlan, storage: str | None, study_name: str | None, trials: int | None, worker: int):
+    """Open the study (creating it on first use) in its storage, with heartbeats and retries of trials
+    whose process died; check its training seeds; set ``plan.url``, ``.name`` and ``.n_total``."""
+    import optuna  # noqa: PLC0415 - optional (the sweep extra)
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback  # noqa: PLC0415 - optional
+
+    plan.url = storage or f"sqlite:///{(plan.out / 'sweep.db').resolve()}"
     # several processes on one SQLite file wait for each other's writes instead of failing at once
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    engine = {"connect_args": {"timeout": 60}} if plan.url.startswith("sqlite") else None
     rdb = RDBStorage(
-        url,
+        plan.url,
         engine_kwargs=engine,
-        heartbeat_interval=heartbeat,
-        grace_period=2 * heartbeat,
+        heartbeat_interval=plan.heartbeat,
+        grace_period=2 * plan.heartbeat,
         failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
     )
-    grid = {k: list(v) for k, v in space.items()}
+    grid = {k: list(v) for k, v in plan.space.items()}
     # grid: every worker needs the same seed (GridSampler numbers its shuffled grid by trial number);
     # TPE: workers with one seed would draw the same first points
     chosen_sampler = (
-        optuna.samplers.GridSampler(grid, seed=seed)
-        if sampler == "grid"
-        else optuna.samplers.TPESampler(seed=seed + worker)
+        optuna.samplers.GridSampler(grid, seed=plan.seed)
+        if plan.sampler == "grid"
+        else optuna.samplers.TPESampler(seed=plan.seed + worker)
     )
-    name = study_name or f"{model}-{'-'.join(sorted(k.split('.')[-1] for k in space))}"
+    plan.name = study_name or f"{plan.model}-{'-'.join(sorted(k.split('.')[-1] for k in plan.space))}"
     study = optuna.create_study(
-        study_name=name,
+        study_name=plan.name,
         storage=rdb,
         direction="minimize",
         sampler=chosen_sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
         load_if_exists=True,
     )
-    _check_study_seeds(study, seeds)
+    _check_study_seeds(study, plan.seeds)
     grid_size = 1
     for values in grid.values():
         grid_size *= len(values)
-    n_total = trials or (grid_size if sampler == "grid" else 10)
-    current: dict[str, Any] = {}  # the trial this process is running
+    plan.n_total = trials or (grid_size if plan.sampler == "grid" else 10)
+    return study
+
+
+def make_objective(plan: SweepPlan, trial_config, current: dict[str, Any], extra_callbacks: list):
+    """The study's objective: train the trial's configuration once per training seed (the first
+    seed's validation scores go to the pruner) and return the mean of the runs' best scores. It
+    puts the trial it runs in ``current``."""
+    import optuna  # noqa: PLC0415 - optional (the sweep extra)
+
+    space, out, seeds, metric, show_progress = plan.space, plan.out, plan.seeds, plan.metric, plan.show_progress
 
     def objective(trial: "optuna.Trial") -> float:
         current["trial"] = trial
@@ -227,16 +303,27 @@ def run_sweep(
         trial.set_user_attr("best_iteration", iterations[0])
         return statistics.fmean(values)
 
-    def counts() -> dict[str, int]:
-        states = [t.state.name for t in study.get_trials(deepcopy=False)]
-        return {k: states.count(k) for k in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")}
+    return objective
 
+
+def study_counts(study) -> dict[str, int]:
+    """How many of the study's trials are in each state that matters for starting another."""
+    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    return {k: states.count(k) for k in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")}
+
+
+def run_all_trials(study, plan: SweepPlan, trial_config, jobs: int, device: str):
+    """Run trials until ``plan.n_total`` are finished: in this process alone, or (``jobs`` > 1) with
+    ``jobs - 1`` worker processes on the same study (no more than trials are left), which this
+    process waits for. Returns the job pool, or None without workers. This process's failure stops
+    the workers; Ctrl-C reaches them through the pool."""
+    counts = partial(study_counts, study)
     pool, extra_callbacks, threads = None, [], None
-    if jobs > 1 and worker == 0:
+    if jobs > 1:
         c = counts()
-        children = min(jobs, n_total - c["COMPLETE"] - c["PRUNED"]) - 1  # no more processes than trials left
+        children = min(jobs, plan.n_total - c["COMPLETE"] - c["PRUNED"]) - 1  # no more processes than trials left
         if children > 0:
-            pool = JobPool(children + 1, base.train.device, raise_interrupt=True, parent_gpu=True)
+            pool = JobPool(children + 1, device, raise_interrupt=True, parent_gpu=True)
             extra_callbacks = [ForwardInterrupt(pool)]
             if "OMP_NUM_THREADS" not in os.environ:  # this process trains too: its share of the CPUs
                 threads = torch.get_num_threads()
@@ -244,45 +331,16 @@ def run_sweep(
             print(
                 f"sweep: this process and {children} worker process(es), {pool.threads} CPU thread(s) each"
                 + (f", on GPUs {','.join(pool.gpus)}" if pool.gpus else "")
-                + f"; workers log to {out / 'workers'}/",
+                + f"; workers log to {plan.out / 'workers'}/",
                 file=sys.stderr,
             )
+    current: dict[str, Any] = {}  # the trial this process is running
+    objective = make_objective(plan, trial_config, current, extra_callbacks)
     try:
         with pool or contextlib.nullcontext():
             for i in range(1, pool.jobs if pool else 0):
-                args = [
-                    "sweep",
-                    "--model",
-                    model,
-                    "--data",
-                    str(data),
-                    "--out",
-                    str(out),
-                    "--space",
-                    json.dumps(space),
-                    "--sampler",
-                    sampler,
-                    "--trials",
-                    str(n_total),
-                    "--storage",
-                    url,
-                    "--study-name",
-                    name,
-                    "--metric",
-                    metric,
-                    "--heartbeat",
-                    str(heartbeat),
-                    "--seed",
-                    str(seed),
-                    "--quiet",
-                    "--worker",
-                    str(i),
-                    *(["--seeds", *map(str, seeds)] if seeds is not None else []),
-                ]
-                for item in overrides or []:
-                    args += ["--set", item]
-                pool.start(Job(f"worker {i}", package_command(*args), out / "workers" / f"worker{i}.log"))
-            _run_trials(study, objective, counts, n_total, current, poll=1.0)
+                pool.start(Job(f"worker {i}", worker_command(plan, i), plan.out / "workers" / f"worker{i}.log"))
+            _run_trials(study, objective, counts, plan.n_total, current, poll=1.0)
             if pool:
                 pool.wait()
     except BaseException as e:
@@ -294,9 +352,52 @@ def run_sweep(
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
-    if worker:
-        return None
-    result: dict[str, Any] = {"study": name, "storage": url, "metric": metric, "seeds": seeds, "trials": []}
+    return pool
+
+
+def worker_command(plan: SweepPlan, i: int) -> list[str]:
+    """The command of worker process ``i``: the same study, search space and settings; it only runs trials."""
+    args = [
+        "sweep",
+        "--model",
+        plan.model,
+        "--data",
+        str(plan.data),
+        "--out",
+        str(plan.out),
+        "--space",
+        json.dumps(plan.space),
+        "--sampler",
+        plan.sampler,
+        "--trials",
+        str(plan.n_total),
+        "--storage",
+        plan.url,
+        "--study-name",
+        plan.name,
+        "--metric",
+        plan.metric,
+        "--heartbeat",
+        str(plan.heartbeat),
+        "--seed",
+        str(plan.seed),
+        "--quiet",
+        "--worker",
+        str(i),
+        *(["--seeds", *map(str, plan.seeds)] if plan.seeds is not None else []),
+    ]
+    for item in plan.overrides:
+        args += ["--set", item]
+    return package_command(*args)
+
+
+def collect_results(study, plan: SweepPlan) -> dict[str, Any]:
+    """Every trial of the study (with seeds: the values per seed and their std), and the best
+    complete trial scored on the test split with each seed's best-by-validation checkpoint."""
+    import optuna  # noqa: PLC0415 - optional (the sweep extra)
+
+    seeds, metric = plan.seeds, plan.metric
+    result: dict[str, Any] = {"study": plan.name, "storage": plan.url, "metric": metric, "seeds": seeds, "trials": []}
     for t in study.get_trials(deepcopy=False):
         diverged = t.user_attrs.get("diverged")
         entry = {
@@ -316,41 +417,41 @@ def run_sweep(
         result["trials"].append(entry)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
-        best = min(complete, key=lambda t: t.value)
-        best_dir = Path(best.user_attrs["run_dir"])
-        dirs = [run_dir_of(best_dir.parent, best_dir.name, k) for k in (seeds if seeds is not None else [None])]
-        tests = [evaluate_run(d, data, "test", which="best", show_progress=show_progress) for d in dirs]
-        result["best"] = {
-            "number": best.number,
-            "params": best.params,
-            f"val_{metric}": best.value,
-            "run_dir": str(best_dir),
-        }
-        for key in ("fid", "kid"):  # with seeds: the mean over the seeds' test scores, and their std
-            result["best"][f"test_{key}"], std = mean_std([r[key] for r in tests])
-            if seeds is not None:
-                result["best"][f"test_{key}_std"] = std
-        if seeds is not None:
-            result["best"][f"val_{metric}_std"] = mean_std(best.user_attrs.get("seed_values") or [])[1]
-            result["best"]["seeds"] = [
-                {
-                    "seed": k,
-                    "run_dir": str(d),
-                    "test_fid": r["fid"],
-                    "test_kid": r["kid"],
-                    "checkpoint": r["checkpoint"],
-                    "iteration": r["iteration"],
-                }
-                for k, d, r in zip(seeds, dirs, tests)
-            ]
-    _write_table(result, out)
-    failed = [j for j in pool.finished if not j.ok] if pool else []
-    if failed:
-        raise JobsFailed(
-            failure_report(failed, "worker processes", len(pool.finished))
-            + f"\n(the tables in {out} list every trial of the study)"
-        )
+        result["best"] = score_best(min(complete, key=lambda t: t.value), plan)
     return result
+
+
+def score_best(best, plan: SweepPlan) -> dict[str, Any]:
+    """The best trial's entry: its validation value and its test FID/KID (with seeds: the means over
+    the seeds' runs, their std, and each seed's scores)."""
+    seeds, metric = plan.seeds, plan.metric
+    best_dir = Path(best.user_attrs["run_dir"])
+    dirs = [run_dir_of(best_dir.parent, best_dir.name, k) for k in (seeds if seeds is not None else [None])]
+    tests = [evaluate_run(d, plan.data, "test", which="best", show_progress=plan.show_progress) for d in dirs]
+    entry = {
+        "number": best.number,
+        "params": best.params,
+        f"val_{metric}": best.value,
+        "run_dir": str(best_dir),
+    }
+    for key in ("fid", "kid"):  # with seeds: the mean over the seeds' test scores, and their std
+        entry[f"test_{key}"], std = mean_std([r[key] for r in tests])
+        if seeds is not None:
+            entry[f"test_{key}_std"] = std
+    if seeds is not None:
+        entry[f"val_{metric}_std"] = mean_std(best.user_attrs.get("seed_values") or [])[1]
+        entry["seeds"] = [
+            {
+                "seed": k,
+                "run_dir": str(d),
+                "test_fid": r["fid"],
+                "test_kid": r["kid"],
+                "checkpoint": r["checkpoint"],
+                "iteration": r["iteration"],
+            }
+            for k, d, r in zip(seeds, dirs, tests)
+        ]
+    return entry
 
 
 def _run_trials(study, objective, counts, n_total: int, current: dict[str, Any], poll: float) -> None:

@@ -335,10 +335,11 @@ def serve(
     port: int = DEFAULT_PORT,
     device: str = "auto",
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    which: str = "latest",
 ) -> int:
-    """Load ``model`` (run folder, checkpoint or exported file), print the page's URL and serve it
-    until Ctrl-C."""
-    translator = load(model, device=device)
+    """Load ``model`` (run folder, its ``which`` checkpoint; checkpoint or exported file), print the
+    page's URL and serve it until Ctrl-C."""
+    translator = load(model, device=device, checkpoint=which)
     server = make_server(translator, host, port, max_upload_mb)
     info = server.service.info
     iters = f", {info['iterations']:,} iterations" if info.get("iterations") is not None else ""

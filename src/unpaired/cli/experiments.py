@@ -1,0 +1,215 @@
+"""``unpaired experiment``, ``sweep``, ``report`` and ``demo``: many runs, and tables of them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import VAL_METRICS, ConfigError
+from ..experiments.demo import run_demo
+from ..experiments.experiment import run_experiment
+from ..experiments.report import write_report
+from ..experiments.sweep import SAMPLERS, parse_params, run_sweep
+from . import options
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        files = write_report(args.run_dirs, args.out, args.gallery_limit, worst=args.worst, compare=not args.no_compare)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
+    print(Path(files["markdown"]).read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    files = run_experiment(
+        args.config,
+        args.data,
+        args.out,
+        args.scale,
+        args.only,
+        args.device,
+        show_progress=not args.quiet,
+        jobs=args.jobs,
+        report=not args.row_process,
+        seeds=args.seeds,
+    )
+    if args.row_process:
+        return 0
+    print(Path(files["markdown"]).read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    space = json.loads(args.space) if args.space else parse_params(args.param or [])
+    result = run_sweep(
+        args.model,
+        args.data,
+        args.out,
+        space,
+        args.sampler,
+        args.trials,
+        args.storage,
+        args.study_name,
+        args.set,
+        args.metric,
+        args.heartbeat,
+        args.seed,
+        show_progress=not args.quiet,
+        jobs=args.jobs,
+        worker=args.worker,
+        seeds=args.seeds,
+    )
+    if result is not None:
+        print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(args.out, iters=args.iters, device=args.device, quiet=args.quiet)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    rp = sub.add_parser(
+        "report",
+        help="table (Markdown, CSV), curves and an HTML gallery of runs",
+        description="Thesis-style table (method, test FID/KID with intervals, paired metrics, "
+        "sec/iter, memory, best epoch, collapse), paired comparisons of rows that differ "
+        "only in loss settings, loss / validation-FID / PatchNCE-positive plots, and a "
+        "self-contained HTML gallery of test triptychs and the worst translations. "
+        "Folders named seed<k> under one parent form one row (mean ± std over seeds).",
+    )
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rp.add_argument("--out", required=True, metavar="DIR")
+    rp.add_argument("--gallery-limit", type=int, default=24, help="triptychs per run in the gallery (default 24)")
+    rp.add_argument(
+        "--worst",
+        type=int,
+        default=8,
+        metavar="N",
+        help="worst test translations shown per row, ranked by paired L1 or feature distance (default 8)",
+    )
+    rp.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the paired comparisons of rows (they need each run's eval/test_features.npy)",
+    )
+    rp.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser(
+        "experiment",
+        help="train, evaluate and tabulate every row of an experiment file",
+        description="Train every row of CONFIG (resuming interrupted rows, skipping finished ones), "
+        "score each on the test split with its best-by-validation checkpoint, and write "
+        "OUT/report (table, plots, gallery). One seed cannot carry a comparison: use "
+        "--seeds (or seeds: in the file) for one run per row and seed. See "
+        "configs/thesis_table51.yaml.",
+    )
+    ex.add_argument("config", metavar="CONFIG", help="experiment YAML with rows:, scales: and optionally seeds:")
+    ex.add_argument(
+        "--data", required=True, metavar="DIR", help="dataset with train/val/test splits (unpaired data split)"
+    )
+    ex.add_argument("--out", required=True, metavar="DIR", help="one run folder per row, and report/")
+    ex.add_argument("--scale", default="full", help="a scale defined in CONFIG (thesis_table51: full, small)")
+    ex.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
+    ex.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="train every row once per seed (train.seed = K) into OUT/<row>/seed<K>/ (default: the "
+        "file's seeds:, else one run per row in OUT/<row>/ with the configured seed); "
+        "finished runs are skipped, so adding a seed later trains only the new runs",
+    )
+    options.add_device(ex)
+    ex.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N rows (with --seeds: row x seed runs) at once, one process per run logging "
+        "to its run folder's experiment.log (default 1: one after the other in this process); with "
+        "--device cuda/auto and several GPUs the runs are spread over them, and each process gets "
+        "CPUs/N threads",
+    )
+    options.add_quiet(ex, help="no progress bars")
+    ex.add_argument("--row-process", action="store_true", help=argparse.SUPPRESS)  # one row of a --jobs run: no report
+    ex.set_defaults(func=cmd_experiment)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="hyperparameter search on the validation split (Optuna)",
+        description="Minimise validation FID (or KID) over a grid or with TPE, pruning trials whose "
+        "intermediate validation trails the median. Resumable: run the same command again "
+        "(or on several machines with a shared --storage URL). The best trial is scored "
+        "on the test split; OUT/sweep.md, .csv and .json list every trial.",
+    )
+    options.add_model(sw, required=True)
+    sw.add_argument("--data", required=True, metavar="DIR", help="dataset with train/val/test splits")
+    sw.add_argument(
+        "--out", default="runs/sweep", metavar="DIR", help="trial run folders and tables (default runs/sweep)"
+    )
+    sw.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=V1,V2,...",
+        help="a searched setting and its values, e.g. --param focal_gamma=0,1,2,3 (repeatable; at least one)",
+    )
+    sw.add_argument("--sampler", choices=SAMPLERS, default="grid")
+    sw.add_argument("--trials", type=int, help="finished trials to reach (default: the grid size; 10 for tpe)")
+    sw.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage (default sqlite:///OUT/sweep.db); e.g. postgresql://user:pw@host/db",
+    )
+    sw.add_argument("--study-name", help="default: MODEL-PARAMS")
+    sw.add_argument("--metric", choices=VAL_METRICS, default="fid")
+    sw.add_argument(
+        "--heartbeat",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="worker heartbeat; a trial silent for twice this is failed and retried (default 60)",
+    )
+    sw.add_argument("--seed", type=int, default=0, help="sampler seed")
+    sw.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="training seeds: every trial trains once per seed (train.seed = K) into "
+        "OUT/trials/<params>/seed<K>/; its value is the mean over seeds of the best validation "
+        "score, the pruner sees the first seed's validation scores, and the best trial's test score "
+        "is the mean over its seeds (default: one run per trial, the configured train.seed)",
+    )
+    options.add_set(sw, help="fixed overrides for every trial")
+    sw.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N trials at once: this process and N-1 worker processes on the same study, logging "
+        "to OUT/workers/ (default 1); with train.device cuda/auto and several GPUs the workers are "
+        "spread over them, and each process gets CPUs/N threads",
+    )
+    options.add_quiet(sw, help="no progress bars")
+    # a worker process of a --jobs run: the search space as JSON, and its index (it only runs trials)
+    sw.add_argument("--space", help=argparse.SUPPRESS)
+    sw.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    sw.set_defaults(func=cmd_sweep)
+
+    d = sub.add_parser(
+        "demo",
+        help="train FastCUT briefly on built-in images and translate a test set",
+        description="A few-minute CPU demo on images shipped with scikit-image "
+        "(pip install 'unpaired[demo]'): colour photos -> stone/grass textures.",
+    )
+    d.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
+    d.add_argument("--iters", type=int, default=600, help="training iterations (default 600, ~4 min on 2 CPU cores)")
+    options.add_device(d)
+    options.add_quiet(d)
+    d.set_defaults(func=cmd_demo)
