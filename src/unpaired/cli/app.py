@@ -37,6 +37,7 @@ from ..inference.translator import load
 from ..methods import METHODS, build_config, build_model, method_names
 from ..metrics.inception import InceptionUnavailable
 from ..models import param_counts
+from ..runs import RunFolder
 from ..training.profile import profile_training
 from ..training.trainer import Trainer, TrainingDiverged
 
@@ -77,7 +78,7 @@ def flag_settings(args: argparse.Namespace, flags: dict[str, str]) -> list[tuple
 
 def train_config(args: argparse.Namespace) -> Config:
     """preset < config file < saved run (when neither is given) < flags < --set."""
-    saved = Path(args.out) / "config.yaml" if args.out else None
+    saved = RunFolder(args.out).config if args.out else None
     base = Config.from_dict(load_yaml(saved), strict=False) if saved is not None and saved.is_file() else None
     return build_config(
         args.model, file=args.config, base=base, settings=flag_settings(args, TRAIN_FLAGS), overrides=args.set or []
@@ -982,7 +983,7 @@ def error_log_path(args: argparse.Namespace) -> Path:
     for name in ("out", "run_dir"):
         folder = getattr(args, name, None)
         if folder and Path(folder).is_dir():
-            return Path(folder) / "error.log"
+            return RunFolder(folder).error_log
     cache = Path(os.environ.get("UNPAIRED_CACHE", Path.home() / ".cache" / "unpaired"))
     return cache / "errors" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
