@@ -13,6 +13,7 @@ import torch
 
 from .errors import UnpairedError
 from .files import atomic_path
+from .runs import RunFolder
 
 FORMAT_VERSION = 1
 
@@ -64,7 +65,7 @@ def resolve_path(path: str | Path, which: str = "latest") -> Path:
     """A checkpoint file, or a run folder's ``checkpoints/<which>.pt``."""
     path = Path(path)
     if path.is_dir():
-        candidate = path / "checkpoints" / f"{which}.pt"
+        candidate = RunFolder(path).checkpoint(which)
         if not candidate.is_file():
             raise CheckpointError(
                 f"{path} has no {which} checkpoint ({candidate} is missing); "

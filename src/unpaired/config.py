@@ -34,10 +34,12 @@ __all__ = [
     "VAL_METRICS",
     "VAL_UNITS",
     "RUNTIME_FIELDS",
+    "all_model_options",
     "apply_dict",
     "diff",
     "load_yaml",
     "model_options",
+    "own_model_options",
     "parse_override",
     "resolve",
     "save_yaml",
@@ -128,6 +130,13 @@ def all_model_options() -> frozenset[str]:
     return frozenset(f.name for cls in MODEL_OPTIONS.values() for f in fields(cls))
 
 
+def own_model_options(name: str, model: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved ``model`` section without the options of methods other than ``name`` (what configs
+    saved before the split into per-method options held); keys no method knows are kept."""
+    own = {f.name for f in fields(model_options(name))}
+    return {k: v for k, v in model.items() if k in own or k not in all_model_options()}
+
+
 def _default_model() -> ModelConfig:
     return model_options("cut")(name="cut")
 
@@ -152,8 +161,7 @@ class Config:
         model = dict(d.get("model") or {})
         cfg = cls(model=model_options(model.get("name", "cut"))(name=model.get("name", "cut")))
         if not strict:
-            own = {f.name for f in fields(cfg.model)}
-            model = {k: v for k, v in model.items() if k in own or k not in all_model_options()}
+            model = own_model_options(cfg.model.name, model)
         apply_dict(cfg, {**d, "model": model}, source="config")
         return cfg
 

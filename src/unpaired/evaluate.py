@@ -33,6 +33,7 @@ from .metrics.uncertainty import (
     bootstrap_kid,
     default_n_boot,
 )
+from .runs import RunFolder
 from .tiling import eval_mode, translate_tensor
 
 
@@ -192,8 +193,8 @@ def run_features(
     again: fake from RUN_DIR/eval/<split>_features.npy, real from the on-disk cache (recomputed if
     the cache is gone) of the folder, size and limit recorded in <split>.json. For
     :func:`unpaired.metrics.uncertainty.paired_difference` across runs."""
-    eval_dir = Path(run_dir) / "eval"
-    info = json.loads((eval_dir / f"{split}.json").read_text())["features"]
-    fake = np.load(eval_dir / info["fake"]).astype(np.float64)
+    run = RunFolder(run_dir)
+    info = json.loads(run.eval_scores(split).read_text())["features"]
+    fake = np.load(run.eval / info["fake"]).astype(np.float64)
     real = info["real"]
     return cached_folder_features(real["dir"], real["size"], device, cache_dir, limit=real["limit"]), fake

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import UnpairedError
+from ..runs import RunFolder
 from . import data, evaluate, experiments, profile, train, translate
 
 # the command modules in the order of `unpaired --help` (each adds its commands)
@@ -48,7 +49,7 @@ def error_log_path(args: argparse.Namespace) -> Path:
     for name in ("out", "run_dir"):
         folder = getattr(args, name, None)
         if folder and Path(folder).is_dir():
-            return Path(folder) / "error.log"
+            return RunFolder(folder).error_log
     cache = Path(os.environ.get("UNPAIRED_CACHE", Path.home() / ".cache" / "unpaired"))
     return cache / "errors" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..config import VAL_UNITS, Config, ConfigError, load_yaml
 from ..devices import select_device
 from ..methods import build_config, build_model
 from ..models import param_counts
+from ..runs import RunFolder
 from ..training.trainer import Trainer
 from . import options
 from .options import flag_settings
@@ -42,7 +42,7 @@ TRAIN_FLAGS = {
 
 def train_config(args: argparse.Namespace) -> Config:
     """preset < config file < saved run (when neither is given) < flags < --set."""
-    saved = Path(args.out) / "config.yaml" if args.out else None
+    saved = RunFolder(args.out).config if args.out else None
     base = Config.from_dict(load_yaml(saved), strict=False) if saved is not None and saved.is_file() else None
     return build_config(
         args.model, file=args.config, base=base, settings=flag_settings(args, TRAIN_FLAGS), overrides=args.set or []

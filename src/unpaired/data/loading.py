@@ -75,7 +75,7 @@ def batches_per_epoch(cfg: Config, dataset, world: int = 1) -> int:
 
 def _ignore_sigint(worker_id: int) -> None:
     # Ctrl-C reaches the whole process group; loader workers must survive it so that the main
-    # process can finish its iteration and save (see train.graceful_interrupt).
+    # process can finish its iteration and save (see unpaired.training.callbacks.GracefulInterrupt).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -14,7 +14,6 @@ in its own process (:mod:`unpaired.jobs`), and the parent writes the same report
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ..devices import select_device
 from ..files import make_dir
 from ..inference.evaluation import evaluate_run
 from ..methods import build_config
+from ..runs import RunFolder
 from ..training.trainer import Trainer
 from .document import Bold
 from .jobs import Job, JobPool, JobsFailed, failure_report, package_command
@@ -104,13 +104,13 @@ def _check_layout(out: Path, rows: list[dict[str, Any]], seeds: list[int] | None
     hold seed<k> runs, and the other way round."""
     for row in rows:
         row_dir = out / row["name"]
-        if seeds is not None and (row_dir / "config.yaml").is_file():
+        if seeds is not None and RunFolder(row_dir).is_run():
             raise ConfigError(
                 f"{row_dir} holds a run without seeds (an experiment run without --seeds); with seeds each "
                 f"row's runs go to {row_dir}/seed<k>/. Use another --out, or move that run's files into "
                 f"{row_dir}/seed<k>/ for the seed in its config.yaml"
             )
-        if seeds is None and any(p.is_file() for p in row_dir.glob("seed*/config.yaml")):
+        if seeds is None and any(RunFolder(p).is_run() for p in row_dir.glob("seed*")):
             raise ConfigError(
                 f"{row_dir} holds runs of an experiment with seeds ({row_dir}/seed<k>/); give the same "
                 f"--seeds (or the file's seeds:) again, or use another --out"
@@ -119,9 +119,9 @@ def _check_layout(out: Path, rows: list[dict[str, Any]], seeds: list[int] | None
 
 def _row_state(run_dir: Path) -> tuple[bool, bool]:
     """(trained to the end, scored on the test split) for a row's run folder."""
-    summary_path = run_dir / "summary.json"
-    finished = summary_path.is_file() and bool(json.loads(summary_path.read_text()).get("finished"))
-    return finished, (run_dir / "eval" / "test.json").is_file()
+    run = RunFolder(run_dir)
+    finished = bool((run.read_summary() or {}).get("finished"))
+    return finished, run.eval_scores("test").is_file()
 
 
 def run_experiment(
@@ -206,7 +206,7 @@ def _run_row(
             "finished, skipping training"
             if finished
             else "resuming"
-            if (run_dir / "checkpoints" / "latest.pt").is_file()
+            if RunFolder(run_dir).latest.is_file()
             else "training"
         ),
         file=sys.stderr,

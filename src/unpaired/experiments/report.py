@@ -18,7 +18,6 @@ import json
 import math
 import re
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,12 +25,14 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from ..config import own_model_options
 from ..data.images import list_images, load_image
 from ..errors import UnpairedError
 from ..evaluate import run_features
 from ..files import atomic_path, make_dir, write_text
 from ..methods import METHODS
 from ..metrics.uncertainty import paired_difference, seeds_summary
+from ..runs import RunFolder
 from .document import (
     Bold,
     Code,
@@ -59,31 +60,24 @@ def method_name(cfg: dict[str, Any]) -> str:
     if method is None:  # a run of a method registered in another program
         return m["name"]
     # configs saved before the per-method options held every method's fields
-    return method.label({k: v for k, v in m.items() if k in {f.name for f in fields(method.config_class)}})
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return method.label(own_model_options(m["name"], m))
 
 
 def load_run(run_dir: str | Path, row: str | None = None) -> dict[str, Any]:
     """A run folder's config, summary, test scores and logs. ``row``: the experiment row (group) the
     run belongs to, default the folder's name; ``name`` is the row, or ``row/folder`` when the folder
     is named otherwise (OUT/cut-ce/seed1 -> 'cut-ce/seed1'); ``seed`` is its ``train.seed``."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    run = RunFolder(run_dir)
+    run_dir = run.path
+    if not run.is_run():
         raise FileNotFoundError(
             f"{run_dir} is not a run folder (no config.yaml); pass folders written by 'unpaired train'"
         )
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-        test = (
-            json.loads((run_dir / "eval" / "test.json").read_text())
-            if (run_dir / "eval" / "test.json").is_file()
-            else None
-        )
-        log = _read_jsonl(run_dir / "metrics.jsonl")
+        cfg = run.read_config()
+        summary = run.read_summary() or {}
+        test = run.read_eval("test")
+        log = run.read_metrics()
     except (ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
         raise ReportError(
             f"{run_dir}: a damaged file ({type(e).__name__}: {e}); restore it, or score the run "
@@ -393,7 +387,7 @@ def _pairs(run: dict[str, Any]) -> list[tuple[Path, Path, Path | None]]:
     t = run["test"]
     if not t:
         return []
-    fake_dir, real_dir = run["dir"] / "eval" / "test", Path(t["real_dir"])
+    fake_dir, real_dir = RunFolder(run["dir"]).eval_images("test"), Path(t["real_dir"])
     reals = list_images(real_dir) if real_dir.is_dir() else []
     by_stem = {p.stem: p for p in reals}
     out = []

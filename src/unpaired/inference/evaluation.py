@@ -17,6 +17,7 @@ from ..evaluate import SplitScorer
 from ..files import atomic_path, make_dir, write_text
 from ..metrics.collapse import judge as judge_collapse
 from ..metrics.paired import DEFAULT_TOLERANCE
+from ..runs import RunFolder
 from .generator import generator_from_state
 
 
@@ -39,8 +40,9 @@ def evaluate_run(
     order of "inputs") and RUN_DIR/eval/<split>.json: FID/KID, with ``ci`` "fid_ci"/"kid_ci", "paired"
     when the split keeps pairs, and "features" (where the fake features are and how to recompute the
     real ones: folder, size, limit)."""
-    run_dir = Path(run_dir)
-    if which == "best" and run_dir.is_dir() and not (run_dir / "checkpoints" / "best.pt").is_file():
+    run = RunFolder(run_dir)
+    run_dir = run.path
+    if which == "best" and run_dir.is_dir() and not run.best.is_file():
         print(
             f"note: {run_dir} has no best checkpoint (it was trained without validation); scoring the latest one",
             file=sys.stderr,
@@ -50,16 +52,15 @@ def evaluate_run(
     state = ckpt_io.load(path)
     G, cfg = generator_from_state(state, device, source=path)
     size = size or cfg.data.crop_size
-    make_dir(run_dir / "eval", "evaluation folder")  # before any feature: an unwritable run fails at once
+    make_dir(run.eval, "evaluation folder")  # before any feature: an unwritable run fails at once
     t0 = time.perf_counter()
     scorer = SplitScorer(data_root, split, cfg.data.channels, size, device, num, cache_dir, show_progress)
-    eval_dir = run_dir / "eval"
-    out_dir = eval_dir / split
+    out_dir = run.eval_images(split)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     result = scorer.score(G, save_dir=out_dir, ci=ci, paired=True, pixel_tolerance=pixel_tolerance, n_boot=n_boot)
-    feats_name = f"{split}_features.npy"
-    with atomic_path(eval_dir / feats_name) as tmp, open(tmp, "wb") as f:
+    features = run.eval_features(split)
+    with atomic_path(features) as tmp, open(tmp, "wb") as f:
         np.save(f, scorer.fake_features.astype(np.float32))
     result.update(
         {
@@ -72,7 +73,7 @@ def evaluate_run(
             "real_dir": str(scorer.b_dir.resolve()),
             "inputs": [str(p.resolve()) for p in scorer.a_paths],
             "features": {
-                "fake": feats_name,
+                "fake": features.name,
                 "dtype": "float32",
                 "real": {"dir": str(scorer.b_dir.resolve()), "size": size, "limit": num, "n": int(len(scorer.real))},
             },
@@ -87,5 +88,5 @@ def evaluate_run(
             f"warning: {run_dir} looks collapsed: {reason}; its scores describe a failed run, not its method",
             file=sys.stderr,
         )
-    write_text(eval_dir / f"{split}.json", json.dumps(result, indent=2))
+    write_text(run.eval_scores(split), json.dumps(result, indent=2))
     return result

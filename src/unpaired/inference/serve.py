@@ -50,6 +50,7 @@ from PIL import Image
 
 from ..config import ConfigError
 from ..data.images import IMAGE_EXTENSIONS, ImageError, decode_image
+from ..runs import RunFolder
 from .translator import load
 
 DEFAULT_PORT = 7860
@@ -61,8 +62,9 @@ _CHUNK = 1 << 20
 def _source_name(source: Path) -> str:
     """A run folder's name; a checkpoint inside a run as 'run (latest.pt)'; another file's name."""
     source = source.resolve() if source.name in ("", ".", "..") else source
-    if source.parent.name == "checkpoints" and source.parent.parent.name:
-        return f"{source.parent.parent.name} ({source.name})"
+    run = RunFolder.of_checkpoint(source)
+    if run is not None:
+        return f"{run.path.name} ({source.name})"
     return source.name
 
 

@@ -141,11 +141,6 @@ class CUT(nn.Module):
         (grad,) = torch.autograd.grad(pred_real.float().sum(), real, create_graph=True)
         return grad.float().pow(2).reshape(grad.shape[0], -1).sum(1).mean() * (0.5 * self.cfg.lambda_r1)
 
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor) -> torch.Tensor:
-        """A -> B for images in [-1, 1] whose sides are multiples of 4."""
-        return self.G(x)
-
     def query_features(self, tgt: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
         """The encoder features of generated images (PatchNCE queries), flipped back when the
         images were made from a flipped input."""

@@ -109,10 +109,6 @@ class CycleGAN(nn.Module):
             "D": adam([*self.D_A.parameters(), *self.D_B.parameters()], lr, betas, eps),
         }
 
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor) -> torch.Tensor:
-        return self.G_A(x)
-
     def train_step(self, batch: dict[str, torch.Tensor], step) -> dict[str, torch.Tensor]:
         """One iteration: G update, then D update on pooled fakes (``step``: :class:`unpaired.step.TrainStep`)."""
         m = self.cfg

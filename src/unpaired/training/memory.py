@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+from typing import Any
 
 import torch
 
@@ -145,3 +146,13 @@ class MemoryMeter:
         if not self.cuda:
             return None
         return max(self._reserved, int(torch.cuda.max_memory_reserved(self.device)))
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json's memory entries: the steady figure (the one-off peak for runs too short for
+        one), the one-off peak, and what the first one measures."""
+        steady = self.steady_bytes()
+        return {
+            "peak_memory_bytes": steady or self.oneoff_bytes(),
+            "peak_memory_oneoff_bytes": self.oneoff_bytes(),
+            "memory_kind": self.kind if steady else self.oneoff_kind,
+        }

@@ -18,12 +18,10 @@ import torch
 
 from ..amp import Precision
 from ..config import Config, ConfigError, resolve
-from ..methods import build_model
 from ..models import param_counts
-from .memory import (
-    MemoryMeter,
-)
-from .step import TrainStep, build_step
+from .memory import MemoryMeter
+from .parts import build_parts
+from .step import TrainStep
 
 # ------------------------------------------------------------------ FLOPs
 # Dense (no 2:4 sparsity) peak TFLOP/s by torch.cuda.get_device_name substring, first match wins
@@ -99,8 +97,8 @@ def profile_training(
     """Median seconds per training iteration after ``warmup`` iterations, images/s, steady-state and
     one-off peak memory, FLOPs per iteration and achieved TFLOP/s, parameter counts.
 
-    The step comes from :func:`unpaired.step.build_step` with ``cfg.train.compile`` as the mode, as in
-    training. ``peak_tflops`` overrides the device table (:data:`PEAK_TFLOPS`). ``flops=False``
+    The model, optimizers and step come from :func:`~.parts.build_parts` (``cfg.train.compile`` picks
+    the step), as in training. ``peak_tflops`` overrides the device table (:data:`PEAK_TFLOPS`). ``flops=False``
     skips the extra counted iteration. ``between()``, when given, runs after each timed iteration,
     outside the timing (e.g. another implementation's step, to interleave two measurements); its
     transient memory is left out of the steady figure, but not what it keeps allocated."""
@@ -111,11 +109,10 @@ def profile_training(
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.train.seed)
     meter = MemoryMeter(device)
-    model = build_model(cfg).to(device)
-    optimizers = model.make_optimizers(cfg.train.lr, (cfg.train.beta1, cfg.train.beta2), cfg.train.adam_eps)
     precision = Precision(cfg.train.precision, device)
     notes: list[str] = []
-    step = build_step(model, optimizers, precision, cfg.train.compile, log=notes.append)
+    parts = build_parts(cfg, precision, log=notes.append)
+    model, optimizers, step = parts.model, parts.optimizers, parts.step
     shape = (cfg.data.batch_size, cfg.data.channels, cfg.data.crop_size, cfg.data.crop_size)
     batch = {k: torch.rand(shape, device=device) * 2 - 1 for k in ("A", "B")}
     times = []
