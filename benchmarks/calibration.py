@@ -116,14 +116,17 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=1000, help="repetitions per cell (FID/KID cells: a fifth, min 100)")
     p.add_argument("--quick", action="store_true", help="fewer cells: 2, 3, 10 seeds; 20 and 200 images")
+    p.add_argument("--parts", nargs="+", default=["seeds", "paired", "fid", "kid"], help="which tables")
+    p.add_argument("--seeds", type=int, nargs="+", help="numbers of seeds (default 2 3 5 10)")
+    p.add_argument("--images", type=int, nargs="+", help="test-set sizes (default 20 100 500)")
     args = p.parse_args(argv)
     reps, reps_f = args.reps, max(100, args.reps // 5)
-    seeds = (2, 3, 10) if args.quick else (2, 3, 5, 10)
-    sizes = (20, 200) if args.quick else (20, 100, 500)
+    seeds = args.seeds or ((2, 3, 10) if args.quick else (2, 3, 5, 10))
+    sizes = args.images or ((20, 200) if args.quick else (20, 100, 500))
     t0 = time.perf_counter()
     print("| what | seeds | images | method | coverage | excl. 0 | MC se | reps | elapsed |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
-    for skew in (False, True):
+    for skew in (False, True) if "seeds" in args.parts else ():
         what = "row mean, " + ("log-normal" if skew else "normal")
         for k in seeds:
             line(what, k, 0, "t (now)", rates(lambda g, k=k, skew=skew: seed_values_trial(g, k, skew), reps), t0)
@@ -136,7 +139,7 @@ def main(argv=None):
                 t0,
             )
     scen = {"A/A": PerImage(), "A/B": PerImage(delta=0.5, interaction=2.0)}
-    for name, par in scen.items():
+    for name, par in scen.items() if "paired" in args.parts else ():
         for k in seeds:
             for n in sizes:
 
@@ -152,7 +155,7 @@ def main(argv=None):
                 line(f"paired metric {name}", k, n, "hier. bootstrap (before)", rates(before, reps), t0)
     d = 8
     fscen = {"A/A": (Features(), Features()), "A/B": (Features(), Features(scale=0.8, shift=0.2))}
-    for metric in ("fid", "kid"):
+    for metric in [m for m in ("fid", "kid") if m in args.parts]:
         for name, (fa_p, fb_p) in fscen.items():
             for n in sizes:
                 truth = 0.0 if name == "A/A" else features_truth(metric, n, d, fa_p, fb_p, draws=2000)[0]
