@@ -1,5 +1,7 @@
-"""CUT-CE, CUT-focal and FastCUT-CE on people2outline over several seeds: the table of test FID/KID
-(mean ± std, 95% intervals) and the paired comparison focal vs CE with its verdict.
+"""CUT-CE, CUT-focal, FastCUT-CE and an A/A row (CUT-CE again with seeds k + 1000) on people2outline
+over several seeds: the table of test FID/KID (mean ± std, 95% intervals) and the paired comparisons
+with verdicts on FID, KID, L1, PSNR, SSIM and pixel accuracy: focal vs CE, and CE vs itself (the
+A/A row: a verdict other than "within noise" there is a false alarm of this run's own data).
 
     python benchmarks/quality_p2o.py --out runs/quality --seeds 0 1 2 --jobs 9            # a GPU
     python benchmarks/quality_p2o.py --out runs/quality --seeds 0 1 --scale cpu --jobs 2  # 2-core CPU

@@ -11,10 +11,10 @@ import yaml
 from unpaired.experiments import report
 from unpaired.methods import preset
 from unpaired.metrics.fid import fid_from_features
-from unpaired.metrics.uncertainty import paired_difference
+from unpaired.metrics.uncertainty import paired_difference, paired_metric_difference
 
 
-def _fake_run(folder: Path, name: str, seed: int, fid: float, kid: float) -> Path:
+def _fake_run(folder: Path, name: str, seed: int, fid: float, kid: float, paired: dict | None = None) -> Path:
     cfg = preset(name, seed=seed)
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
@@ -42,6 +42,7 @@ def _fake_run(folder: Path, name: str, seed: int, fid: float, kid: float) -> Pat
                 "fid_ci": {"low": fid - 5, "high": fid + 5},
                 "real_dir": str(folder),
                 "inputs": [],
+                **({"paired": paired} if paired else {}),
             }
         )
     )
@@ -95,3 +96,46 @@ def test_rows_of_different_methods_are_not_compared(tmp_path, experiment):
     report.write_report({"cut-ce": rows["cut-ce"], "fastcut": fast}, tmp_path / "r2")
     assert not (tmp_path / "r2" / "comparisons.json").exists()
     assert "Comparisons" not in (tmp_path / "r2" / "results.md").read_text()
+
+
+def test_paired_metrics_aa_row_and_too_few_seeds(tmp_path, monkeypatch):
+    """Per-image L1/SSIM are compared with verdicts; a row of the same method with other seeds is an
+    A/A comparison paired in seed order; a row with one seed says "too few seeds"."""
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(30, 8))
+    names = [f"p{i}.png" for i in range(30)]
+    difficulty = rng.uniform(0.1, 0.3, 30)
+    feats, rows, per_image = {}, {"cut-ce": [], "cut-focal": [], "cut-ce-aa": [], "cut-one": []}, {}
+    plan = [("cut-ce", "cut", 0.0, (0, 1, 2)), ("cut-focal", "cut-focal", -0.05, (0, 1, 2))]
+    plan += [("cut-ce-aa", "cut", 0.0, (100, 101, 102)), ("cut-one", "fastcut", 0.0, (0,))]
+    for row, name, shift, seeds in plan:
+        for seed in seeds:
+            l1 = difficulty + shift + rng.normal(0, 0.01) + rng.normal(0, 0.01, 30)
+            values = {n: {"l1": float(v), "ssim": float(1 - v)} for n, v in zip(names, l1)}
+            paired = {"l1": float(l1.mean()), "ssim": float(1 - l1.mean()), "per_image": values}
+            d = _fake_run(tmp_path / row / f"seed{seed}", name, seed, 100.0 + seed, 0.1, paired)
+            feats[d.resolve()], per_image[d.resolve()] = rng.normal(size=(30, 8)), values
+            rows[row].append(d)
+    monkeypatch.setattr(report, "run_features", lambda run_dir, split="test": (real, feats[Path(run_dir).resolve()]))
+    out = tmp_path / "report"
+    report.write_report(rows, out)
+    comps = {(c["a"], c["b"]): c for c in json.loads((out / "comparisons.json").read_text())}
+    focal = comps[("cut-ce", "cut-focal")]
+    want = paired_metric_difference(
+        [{n: v["l1"] for n, v in per_image[d.resolve()].items()} for d in rows["cut-ce"]],
+        [{n: v["l1"] for n, v in per_image[d.resolve()].items()} for d in rows["cut-focal"]],
+        metric="l1",
+    )
+    assert focal["l1"]["difference"] == pytest.approx(want["difference"]) == pytest.approx(-0.05, abs=0.02)
+    assert focal["l1"]["ci"] == pytest.approx(list(want["ci"])) and focal["l1"]["verdict"] == "better"
+    assert focal["ssim"]["verdict"] == "better" and focal["ssim"]["difference"] > 0  # higher SSIM is better
+    assert {"fid", "kid", "l1", "ssim"} <= set(focal)
+    aa = comps[("cut-ce", "cut-ce-aa")]
+    assert aa["differs_in"] == [] and aa["seeds"] == ["0/100", "1/101", "2/102"] and "seed order" in aa["note"]
+    assert aa["l1"]["ci"][0] < aa["l1"]["difference"] < aa["l1"]["ci"][1]
+    md = (out / "results.md").read_text()
+    assert "| cut-focal vs cut-ce | model.focal_alpha, model.focal_gamma | 0, 1, 2 | L1 |" in md
+    assert "| cut-focal vs cut-ce | model.focal_alpha, model.focal_gamma | 0, 1, 2 | SSIM (higher is better) |" in md
+    assert "| cut-ce-aa vs cut-ce | nothing (A/A: other seeds) | 0/100, 1/101, 2/102 | FID |" in md
+    one = next(line for line in md.splitlines() if line.startswith("| FastCUT"))
+    assert "| cut-one | 1 | 100.00 | too few seeds |" in one

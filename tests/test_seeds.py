@@ -68,6 +68,14 @@ def test_seed_settings_and_grouping(tmp_path):
     for bad in ([], [0, 0], ["a"], 3, [True], [-1]):
         with pytest.raises(ConfigError, match="seeds"):
             load_experiment(write_experiment(tmp_path / "bad.yaml", seeds=bad))
+    # an A/A row: the same method with seed_offset trains with seed k + offset
+    aa = {"name": "cut-aa", "model": "cut", "seed_offset": 1000}
+    assert row_config(spec, aa, "tiny", tmp_path, "cpu", seed=2).train.seed == 1002
+    for bad in (-1, "5", True):
+        path = tmp_path / "bad_offset.yaml"
+        path.write_text(yaml.safe_dump({"rows": [{**aa, "seed_offset": bad}], "scales": {"tiny": {"set": TINY}}}))
+        with pytest.raises(ConfigError, match="seed_offset"):
+            load_experiment(path)
     # write_report's input: {row: [run folders]} kept in order; a plain list is one group per folder
     assert group_runs({"cut": ["o/cut/seed0", "o/cut/seed1"]}) == [("cut", [Path("o/cut/seed0"), Path("o/cut/seed1")])]
     assert [g for g, _ in group_runs(["x/a", "y/a", "b"])] == ["a", "a", "b"]

@@ -7,7 +7,9 @@ its best-by-validation checkpoint, and the report (table, plots, gallery) goes t
 
 Without seeds a row is one run, OUT/<row>, with the seed its configuration has (as before seeds
 existed). With seeds (``--seeds 0 1 2`` or ``seeds: [0, 1, 2]`` in the file; the flag wins) a row is
-one run per seed, OUT/<row>/seed<k>, whose configuration has ``train.seed = k``. With ``jobs`` > 1 up
+one run per seed, OUT/<row>/seed<k>, whose configuration has ``train.seed = k`` (``k + seed_offset``
+for a row with ``seed_offset``: the same method again with other seeds, an A/A check the report
+compares with its twin). With ``jobs`` > 1 up
 to that many runs go at once, each as ``unpaired experiment ... --only ROW [--seeds K] --row-process``
 in its own process (:mod:`unpaired.jobs`), and the parent writes the same report.
 """
@@ -58,6 +60,12 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: row names must be unique, got {names}")
     for r in rows:
+        offset = r.get("seed_offset", 0)
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ConfigError(
+                f"{path}: row {r['name']}: 'seed_offset' must be a non-negative integer (the row trains with "
+                f"train.seed = seed + offset), got {offset!r}"
+            )
         if not isinstance(r.get("set", {}) or {}, dict):
             raise ConfigError(
                 f"{path}: row {r['name']}: 'set' must map settings to values "
@@ -75,7 +83,8 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
 def row_config(
     spec: dict[str, Any], row: dict[str, Any], scale: str, data: str | Path, device: str, seed: int | None = None
 ) -> Config:
-    """A row's configuration; ``seed`` (one of the experiment's seeds) sets ``train.seed`` last."""
+    """A row's configuration; ``seed`` (one of the experiment's seeds, plus the row's ``seed_offset``)
+    sets ``train.seed`` last."""
     scales = spec.get("scales", {})
     if scale not in scales:
         raise ConfigError(f"scale {scale!r} is not defined; the file defines: {', '.join(scales) or 'none'}")
@@ -85,7 +94,10 @@ def row_config(
         ("experiment", {"data.root": str(data), "train.device": device}),
     ]
     if seed is not None:
-        settings.append((f"seed {seed}", {"train.seed": seed}))
+        offset = row.get("seed_offset", 0)
+        settings.append(
+            (f"seed {seed}" + (f" + seed_offset {offset}" if offset else ""), {"train.seed": seed + offset})
+        )
     return build_config(row["model"], settings=settings)
 
 

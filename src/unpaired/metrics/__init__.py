@@ -1,5 +1,6 @@
-"""Metrics: offline FID/KID (Inception from local weights), their bootstrap intervals and paired
-comparisons, paired image metrics (L1, PSNR, SSIM, pixel accuracy), speed/memory profiling."""
+"""Metrics: offline FID/KID (Inception from local weights), their bootstrap intervals, intervals over
+seeds and paired comparisons (with their calibration, :mod:`.calibration`), paired image metrics
+(L1, PSNR, SSIM, pixel accuracy), speed/memory profiling."""
 
 from .fid import (
     default_kid_subset_size,
@@ -11,7 +12,15 @@ from .fid import (
 )
 from .inception import InceptionUnavailable, load_inception
 from .paired import paired_scores
-from .uncertainty import bootstrap_fid, bootstrap_kid, paired_difference, seeds_summary
+from .uncertainty import (
+    bootstrap_fid,
+    bootstrap_kid,
+    paired_difference,
+    paired_metric_difference,
+    seeds_summary,
+    t_quantile,
+    two_level_interval,
+)
 
 __all__ = [
     "fid_from_features",
@@ -26,5 +35,8 @@ __all__ = [
     "bootstrap_fid",
     "bootstrap_kid",
     "paired_difference",
+    "paired_metric_difference",
     "seeds_summary",
+    "t_quantile",
+    "two_level_interval",
 ]

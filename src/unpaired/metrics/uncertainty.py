@@ -1,11 +1,27 @@
-"""Uncertainty of FID and KID: bootstrap intervals over test images, summaries over seeds, and a
-paired comparison of two rows (methods) trained with the same seeds. Pure numpy, on Inception
-features (no images, no network): features saved by ``evaluate run`` can be re-used.
+"""Uncertainty of FID, KID and the paired metrics: bootstrap intervals over test images, Student-t
+intervals of a row's mean over seeds, and paired comparisons of two rows (methods) whose intervals
+cover both training seeds and test images. Pure numpy, on Inception features and per-image values
+(no images, no network): what ``evaluate run`` saves can be re-used.
+
+Over seeds (:func:`seeds_summary`, :func:`paired_difference`, :func:`paired_metric_difference`).
+Seeds are few (2, 3, 5), and a bootstrap of 3 values is [min, max] of them, a "95% interval" that
+covers the mean only 75% of the time. The intervals over seeds are Student-t intervals instead,
+exact for normally distributed per-seed values at any number of seeds >= 2 (and wide at 2: t with 1
+degree of freedom has a 97.5% quantile of 12.7). A comparison of two rows adds the test images as a
+second level: the same test inputs serve every seed, so their sampling error is shared by all seeds
+and does not shrink with more seeds; :func:`two_level_interval` estimates that shared part with a
+jackknife over test images and adds it to the seed-to-seed part, each scaled by its own t
+quantile. The coverage of these intervals and the false-alarm rate of the verdicts on two rows of
+one method (A/A) are measured on synthetic data (:mod:`unpaired.metrics.calibration`) by
+tests/test_calibration.py and benchmarks/calibration.py. With one seed there is no interval ("too
+few seeds").
+
+Over test images (:func:`bootstrap_fid`, :func:`bootstrap_kid`).
 
 What the intervals mean. A test set is one sample of images; a training seed is one sample of the
 training randomness. A bootstrap redraws that sample with replacement and recomputes the metric, so
 the spread of the redrawn values says how much the number would move with another test set (and,
-in :func:`paired_difference`, another seed) of the same size. It is about *variability*: FID and KID
+before this module's intervals over seeds, another seed) of the same size. It is about *variability*: FID and KID
 of a set with duplicated images are biased upwards (a duplicate adds no new information but counts
 twice), so the redrawn values sit somewhat above the observed one and a percentile interval need
 not be centred on it, or even contain it for FID on small sets. Compare intervals with intervals,
@@ -22,8 +38,11 @@ set size so that an interval takes seconds to a minute on a laptop CPU.
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -31,7 +50,6 @@ import numpy as np
 from .fid import (
     default_kid_subset_size,
     fid_from_features,
-    kid_from_features,
     kid_kernel,
 )
 
@@ -202,67 +220,207 @@ def bootstrap_kid(
     return _interval(np.array(values), level)
 
 
-def seeds_summary(values: Sequence[float], n_boot: int = 10000, seed: int = 0, level: float = LEVEL) -> dict[str, Any]:
-    """Mean, standard deviation (ddof=1) and a percentile bootstrap interval of the mean over seeds.
+def _betacf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
 
-    ``values``: one metric value per training seed. Returns {"n", "mean", "std", "ci"}; ``ci`` is
-    (low, high) of the mean when the seeds are redrawn with replacement. With 3 seeds this interval is
-    crude (the resampled means take only 10 distinct values and the interval is narrower than the
-    true uncertainty); treat it as a description of the spread, not a calibrated 95% interval. With
-    one seed ``std`` and ``ci`` are None: one seed says nothing about seed-to-seed variation."""
+
+def _betainc(a: float, b: float, x: float, xc: float | None = None) -> float:
+    """Regularized incomplete beta function I_x(a, b) for a, b > 0 and x in [0, 1]; ``xc``: 1 - x
+    when the caller has it more accurately than 1 - x (x near 1)."""
+    xc = 1.0 - x if xc is None else xc
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(xc))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, xc) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom (df may be fractional, as
+    Welch-Satterthwaite degrees of freedom are; ``math.inf``: the standard normal)."""
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
+    if math.isinf(df):
+        return 0.5 * math.erfc(-t / math.sqrt(2))
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t), t * t / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` > 0 degrees of freedom (fractional allowed;
+    ``math.inf``: the standard normal), by Newton steps on :func:`t_cdf` kept inside a bisection
+    bracket; accurate to ~1e-12 relative (tests compare it with scipy.stats.t.ppf)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie in (0, 1), got {p}")
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
+    if p == 0.5:
+        return 0.0
+    if df >= 1e5:  # Cornish-Fisher series in 1/df (error ~ 1/df^4); lgamma differences lose digits here
+        z = NormalDist().inv_cdf(p)
+        if math.isinf(df):
+            return z
+        return (
+            z
+            + (z**3 + z) / (4 * df)
+            + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+        )
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:  # bracket: the quantile lies in [low, high]
+        low, high = high, high * 4
+    t = min(max(NormalDist().inv_cdf(p), low), high)  # start from the normal quantile
+    for _ in range(200):
+        f = t_cdf(t, df) - p
+        if f == 0:
+            return float(t)
+        if f > 0:
+            high = t
+        else:
+            low = t
+        dens = (
+            math.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)
+            if math.isinf(df)
+            else math.exp(
+                math.lgamma((df + 1) / 2)
+                - math.lgamma(df / 2)
+                - 0.5 * math.log(df * math.pi)
+                - (df + 1) / 2 * math.log1p(t * t / df)
+            )
+        )
+        step = t - f / dens if dens > 0 else None
+        t_next = step if step is not None and low <= step <= high else (low + high) / 2
+        if abs(t_next - t) <= 1e-13 * max(1.0, abs(t)) or high - low <= 1e-13 * max(1.0, high):
+            return float(t_next)
+        t = t_next
+    return float(t)
+
+
+def t_interval(mean: float, var: float, df: float, level: float = LEVEL) -> tuple[float, float]:
+    """mean ± t_{df, (1 + level) / 2} sqrt(var)."""
+    half = t_quantile((1 + level) / 2, df) * math.sqrt(max(var, 0.0))
+    return float(mean - half), float(mean + half)
+
+
+def seeds_summary(values: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
+    """Mean, standard deviation (ddof=1) and the Student-t interval of the mean over seeds.
+
+    ``values``: one metric value per training seed, all on the same test set. Returns {"n", "mean",
+    "std", "ci", "df", "method"}; ``ci`` is mean ± t_{n-1} std / sqrt(n), which covers the mean over
+    seeds (on this test set) with probability ``level`` when the per-seed values are normally
+    distributed, for any n >= 2 (measured: tests/test_calibration.py). It is wide at 2 seeds (t_1 =
+    12.7) and 3 (t_2 = 4.3): that is what two or three values say. With one seed ``std`` and ``ci``
+    are None ("too few seeds")."""
     v = np.asarray(values, dtype=np.float64).ravel()
     if len(v) == 0:
         raise ValueError("seeds_summary needs at least one value")
-    out: dict[str, Any] = {"n": int(len(v)), "mean": float(v.mean()), "std": None, "ci": None}
-    if len(v) >= 2:
+    n = len(v)
+    out: dict[str, Any] = {"n": n, "mean": float(v.mean()), "std": None, "ci": None, "df": None, "method": "student-t"}
+    if n >= 2:
         out["std"] = float(v.std(ddof=1))
-        rng = np.random.default_rng(seed)
-        means = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1)
-        out["ci"] = _interval(means, level)
+        out["df"] = n - 1
+        out["ci"] = t_interval(out["mean"], out["std"] ** 2 / n, n - 1, level)
     return out
 
 
-def _by_seed(feats: Mapping[Any, np.ndarray] | Sequence[np.ndarray]) -> dict[Any, np.ndarray]:
-    if isinstance(feats, Mapping):
-        return {k: _as_f64(v) for k, v in feats.items()}
-    return {i: _as_f64(v) for i, v in enumerate(feats)}
+def _jackknife_var(replicates: np.ndarray) -> np.ndarray:
+    """Delete-a-group jackknife variance over the last axis (G leave-one-group-out values)."""
+    g = replicates.shape[-1]
+    return (g - 1) / g * ((replicates - replicates.mean(-1, keepdims=True)) ** 2).sum(-1)
 
 
-def paired_difference(
-    feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
-    feats_by_seed_b: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
-    real_feats: np.ndarray,
-    metric: str | Callable[[np.ndarray, np.ndarray], float] = "fid",
-    n_boot: int | None = None,
-    seed: int = 0,
-    level: float = LEVEL,
+def two_level_interval(
+    per_seed: Sequence[float], replicates: np.ndarray | None = None, level: float = LEVEL
 ) -> dict[str, Any]:
-    """Is row B better than row A? Mean over seeds of metric(B) - metric(A), with a hierarchical
-    paired bootstrap interval and a verdict.
+    """Interval of the mean over seeds of a statistic measured on one shared test set.
 
-    Rows A and B (two methods) were trained with the same seeds and translated the same test inputs:
-    ``feats_by_seed_a[s]`` and ``feats_by_seed_b[s]`` are the Inception features of the translations
-    of seed ``s``, one row per test input, in the same input order for every seed and both rows.
-    Give dicts {seed: features} (seeds matched by key) or lists (matched by position). When the rows'
-    seeds differ only the common seeds are used, and the result's ``note`` (and a warning) says so.
-    ``real_feats``: features of the real target images. ``metric``: "fid", "kid" (mean over 10 random
-    subsets inside the bootstrap, the same subsets for A and B; 100 for the observed value) or a
-    function metric(real_feats, fake_feats) -> float, lower is better.
+    ``per_seed``: the statistic (a metric, or a difference of two rows' metrics) of each of k seeds on
+    the full test set. ``replicates``: k x G values of the same statistic with the g-th group of test
+    images left out (a delete-a-group jackknife; the same groups for every seed), or None when the
+    test set is not a sample to generalise over.
 
-    Each of ``n_boot`` resamples (``None``: :func:`default_n_boot`) redraws, with replacement,
-    (1) the seeds: the same seed indices for A and B (paired), (2) the test inputs: the same indices
-    for every seed of both rows, so A and B are compared on the same inputs, and (3) the real images,
-    independently of the inputs (they are not paired with them), shared by A and B; and computes the
-    mean over the drawn seeds of metric(B) - metric(A). The interval covers seed-to-seed and
-    test-set variation; the upward bias of duplicated images (see the module notes) largely cancels
-    in the difference. With one seed only test-set variation is covered; with 2-3 seeds the seed part
-    is crude (few distinct resamples).
+    Model: value(seed s) = truth + seed effect + test-set effect shared by all seeds + a seed-specific
+    response to the test set. The sample variance of the k values over k estimates the seed part
+    (seed effects and seed-specific test-set responses), with k - 1 degrees of freedom. The shared
+    test-set part is the jackknife variance of the seed-averaged statistic minus the seed-specific
+    part, (k V(avg) - mean_s V(s)) / (k - 1), floored at 0, with G - 1 degrees of freedom (for means
+    of per-image values this is exactly the two-way ANOVA estimate (MS_images - MS_residual) / (k n)).
+    Each part is scaled by its own t quantile and the two are added in quadrature:
+    half-width = sqrt(t_{k-1}^2 V_seeds + t_{G-1}^2 V_test). This is the Student-t interval when the
+    test-set part is 0 (as in an A/A comparison), the jackknife-t one when the seed part is 0, and
+    conservative in between; the usual Welch-Satterthwaite pooling instead covers only ~88-91% at 2
+    seeds (measured, benchmarks/calibration.py), because it trusts a seed variance with 1 degree of
+    freedom as soon as the test-set part looks non-zero. The interval is for the expectation over
+    seeds *and* test sets of the same size.
 
-    Returns {"metric", "difference" (observed: mean over the common seeds of metric(B) - metric(A) on
-    the full sets), "ci": (low, high), "level", "verdict", "seeds", "n_boot", "n_test", "n_real",
-    "note"}. ``verdict``: "better" when the interval lies entirely below 0 (B has the lower FID/KID),
-    "worse" when entirely above 0, "within noise" otherwise."""
-    a, b = _by_seed(feats_by_seed_a), _by_seed(feats_by_seed_b)
+    Returns {"mean", "ci" (None with one seed), "se", "var_seeds", "var_test_set", "df_seeds",
+    "df_test_set", "n_seeds"}."""
+    x = np.asarray(per_seed, dtype=np.float64).ravel()
+    k = len(x)
+    out: dict[str, Any] = {"mean": float(x.mean()), "ci": None, "se": None, "n_seeds": k}
+    out.update(var_seeds=None, var_test_set=None, df_seeds=None, df_test_set=None)
+    if k < 2:
+        return out
+    v_seed = float(x.var(ddof=1) / k)
+    v_test, df_test = 0.0, None
+    if replicates is not None:
+        r = np.asarray(replicates, dtype=np.float64)
+        if r.ndim != 2 or r.shape[0] != k or r.shape[1] < 2:
+            raise ValueError(f"replicates must be k x G with G >= 2 (k = {k}), got shape {r.shape}")
+        v_avg, v_per = float(_jackknife_var(r.mean(0))), float(_jackknife_var(r).mean())
+        v_test, df_test = max(0.0, (k * v_avg - v_per) / (k - 1)), r.shape[1] - 1
+    q = (1 + level) / 2
+    half = math.sqrt(t_quantile(q, k - 1) ** 2 * v_seed + (t_quantile(q, df_test) ** 2 * v_test if v_test else 0.0))
+    out.update(
+        var_seeds=v_seed,
+        var_test_set=v_test,
+        df_seeds=k - 1,
+        df_test_set=df_test,
+        se=math.sqrt(v_seed + v_test),
+        ci=(out["mean"] - half, out["mean"] + half),
+    )
+    return out
+
+
+def verdict(ci: tuple[float, float] | None, higher_is_better: bool = False) -> str:
+    """'better' (B better than A) when the interval of B - A excludes 0 on B's good side, 'worse' when
+    it excludes 0 on the other, 'within noise' when it contains 0, 'too few seeds' without one."""
+    if ci is None:
+        return "too few seeds"
+    low, high = ci
+    if high < 0 or (high == 0 and low < 0):
+        return "worse" if higher_is_better else "better"
+    if low > 0 or (low == 0 and high > 0):
+        return "better" if higher_is_better else "worse"
+    return "within noise"
+
+
+def _by_seed(feats: Mapping[Any, Any] | Sequence[Any]) -> dict[Any, Any]:
+    return dict(feats.items()) if isinstance(feats, Mapping) else dict(enumerate(feats))
+
+
+def _common_seeds(a: dict, b: dict) -> tuple[list, str | None]:
     seeds = [s for s in a if s in b]
     if not seeds:
         raise ValueError("the two rows have no seed in common")
@@ -273,9 +431,57 @@ def paired_difference(
             f"the rows' seeds differ (only in A: {only_a}, only in B: {only_b}); "
             f"paired on the {len(seeds)} common seeds {seeds}"
         )
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, stacklevel=3)
+    return seeds, note
+
+
+def _groups(rng: np.random.Generator, n: int, g: int) -> list[np.ndarray]:
+    """n items in g groups of (nearly) equal size, at random."""
+    return np.array_split(rng.permutation(n), g)
+
+
+JACKKNIFE_GROUPS = 20
+
+
+def paired_difference(
+    feats_by_seed_a: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
+    feats_by_seed_b: Mapping[Any, np.ndarray] | Sequence[np.ndarray],
+    real_feats: np.ndarray,
+    metric: str | Callable[[np.ndarray, np.ndarray], float] = "fid",
+    groups: int = JACKKNIFE_GROUPS,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict[str, Any]:
+    """Is row B better than row A? Mean over seeds of metric(B) - metric(A), with a two-level
+    Student-t interval (seeds and test images, :func:`two_level_interval`) and a verdict.
+
+    Rows A and B (two methods, or one method twice for an A/A check) were trained with k seeds and
+    translated the same test inputs: ``feats_by_seed_a[s]`` and ``feats_by_seed_b[s]`` are the
+    Inception features of the translations of seed ``s``, one row per test input, in the same input
+    order for every seed and both rows. Give dicts {seed: features} (seeds matched by key) or lists
+    (matched by position: the i-th run of A with the i-th of B). When the rows' seeds differ only
+    the common seeds are used, and the result's ``note`` (and a warning) says so. ``real_feats``:
+    features of the real target images. ``metric``: "fid", "kid" (the unbiased MMD^2 over all pairs
+    of the full sets, the quantity KID's subset average estimates, without its subset noise) or a
+    function metric(real_feats, fake_feats) -> float, lower is better.
+
+    The per-seed differences on the full sets give the seed part of the variance; a delete-a-group
+    jackknife (``groups`` groups of test inputs, each deleted together with a group of real images;
+    the same groups for every seed and both rows) gives the test-set part shared by all seeds. The
+    interval (:func:`two_level_interval`) covers the expected difference over seeds and test sets of
+    this size (its coverage, and the false-alarm rate of the verdict on A/A data, are measured by
+    tests/test_calibration.py and benchmarks/calibration.py); with one seed there is none and the
+    verdict is "too few seeds".
+
+    Returns {"metric", "difference", "ci": (low, high) or None, "level", "verdict", "seeds", "se",
+    "var_seeds", "var_test_set", "df_seeds", "df_test_set", "per_seed", "groups", "n_test", "n_real",
+    "method", "note"}.
+    ``verdict``: "better" when the interval lies entirely below 0 (B has the lower FID/KID),
+    "worse" when entirely above 0, "within noise" otherwise."""
+    a, b = _by_seed(feats_by_seed_a), _by_seed(feats_by_seed_b)
+    seeds, note = _common_seeds(a, b)
     real = _as_f64(real_feats)
-    fakes_a, fakes_b = [a[s] for s in seeds], [b[s] for s in seeds]
+    fakes_a, fakes_b = [_as_f64(a[s]) for s in seeds], [_as_f64(b[s]) for s in seeds]
     n_test = len(fakes_a[0])
     if any(len(f) != n_test for f in fakes_a + fakes_b):
         raise ValueError(
@@ -283,51 +489,104 @@ def paired_difference(
             f"(got {[len(f) for f in fakes_a]} and {[len(f) for f in fakes_b]} rows)"
         )
     n_real, k = len(real), len(seeds)
-    n_boot = default_n_boot(n_real, n_test) if n_boot is None else n_boot
-    rng = np.random.default_rng(seed)
-    all_r, all_t = np.arange(n_real), np.arange(n_test)
 
     if metric == "fid":
         fid = _FID(real, fakes_a + fakes_b)
-        observed = [fid(k + i, all_r, all_t) - fid(i, all_r, all_t) for i in range(k)]
 
         def diff(i, ri, ti):
             return fid(k + i, ri, ti) - fid(i, ri, ti)
     elif metric == "kid":
         kid = _KID(real, fakes_a + fakes_b)
-        observed = [
-            kid_from_features(real, fakes_b[i])[0] - kid_from_features(real, fakes_a[i])[0] for i in range(k)
-        ]  # same subset draws (seed 0) for A and B
 
         def diff(i, ri, ti):
-            return kid(k + i, ri, ti, subsets) - kid(i, ri, ti, subsets)
+            whole = [(np.arange(len(ri)), np.arange(len(ti)))]
+            return kid(k + i, ri, ti, whole) - kid(i, ri, ti, whole)
     elif callable(metric):
-        observed = [metric(real, fakes_b[i]) - metric(real, fakes_a[i]) for i in range(k)]
 
         def diff(i, ri, ti):
             return metric(real[ri], fakes_b[i][ti]) - metric(real[ri], fakes_a[i][ti])
     else:
         raise ValueError(f"metric must be 'fid', 'kid' or a function, not {metric!r}")
 
-    values = np.empty(n_boot)
-    for j in range(n_boot):
-        s = rng.integers(0, k, k)
-        ti, ri = rng.integers(0, n_test, n_test), rng.integers(0, n_real, n_real)
-        if metric == "kid":
-            subsets = _subsets(rng, n_real, n_test, BOOT_KID_SUBSETS, None)
-        per_seed = {i: diff(i, ri, ti) for i in np.unique(s)}
-        values[j] = np.mean([per_seed[i] for i in s])
-    low, high = _interval(values, level)
-    verdict = "better" if high < 0 else "worse" if low > 0 else "within noise"
+    all_r, all_t = np.arange(n_real), np.arange(n_test)
+    observed = np.array([diff(i, all_r, all_t) for i in range(k)])
+    replicates = None
+    g = min(groups, n_test, n_real)
+    if k >= 2 and g >= 2:
+        rng = np.random.default_rng(seed)
+        test_groups, real_groups = _groups(rng, n_test, g), _groups(rng, n_real, g)
+        keep = [
+            (np.setdiff1d(all_r, rg, assume_unique=True), np.setdiff1d(all_t, tg, assume_unique=True))
+            for rg, tg in zip(real_groups, test_groups)
+        ]
+        replicates = np.array([[diff(i, ri, ti) for ri, ti in keep] for i in range(k)])
+    res = two_level_interval(observed, replicates, level)
     return {
         "metric": metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
-        "difference": float(np.mean(observed)),
-        "ci": (low, high),
+        "difference": res["mean"],
+        "ci": res["ci"],
         "level": level,
-        "verdict": verdict,
+        "verdict": verdict(res["ci"]),
         "seeds": seeds,
-        "n_boot": int(n_boot),
+        **{key: res[key] for key in ("se", "var_seeds", "var_test_set", "df_seeds", "df_test_set")},
+        "per_seed": observed.tolist(),
+        "groups": int(g),
         "n_test": int(n_test),
         "n_real": int(n_real),
+        "method": "two-level t (seeds; jackknife over test images)",
+        "note": note,
+    }
+
+
+HIGHER_IS_BETTER = {"fid": False, "kid": False, "l1": False, "psnr": True, "ssim": True, "pixel_acc": True}
+
+
+def paired_metric_difference(
+    values_by_seed_a: Mapping[Any, Mapping[str, float]] | Sequence[Mapping[str, float]],
+    values_by_seed_b: Mapping[Any, Mapping[str, float]] | Sequence[Mapping[str, float]],
+    metric: str = "l1",
+    higher_is_better: bool | None = None,
+    level: float = LEVEL,
+) -> dict[str, Any]:
+    """Is row B better than row A on a per-image metric (L1, PSNR, SSIM, pixel accuracy)?
+
+    ``values_by_seed_a[s]``: {test input name: value} of row A's seed ``s`` (the ``per_image`` values
+    ``evaluate run`` saves, one metric); the same for B. Seeds are matched as in
+    :func:`paired_difference`, images by name (those every seed of both rows has). The difference
+    B - A per seed and image is averaged; the interval is :func:`two_level_interval` with the exact
+    leave-one-image-out replicates (the two-way seeds x images ANOVA). ``higher_is_better``: default
+    from :data:`HIGHER_IS_BETTER` (L1 lower, PSNR/SSIM/pixel accuracy higher); the verdict is from
+    B's side ("better": B is better).
+
+    Returns the keys of :func:`paired_difference` (``groups`` is the number of images) and
+    ``higher_is_better``."""
+    if higher_is_better is None:
+        if metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"say whether a higher {metric!r} is better (higher_is_better=True/False)")
+        higher_is_better = HIGHER_IS_BETTER[metric]
+    a, b = _by_seed(values_by_seed_a), _by_seed(values_by_seed_b)
+    seeds, note = _common_seeds(a, b)
+    names = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)))
+    if len(names) < 2:
+        raise ValueError(f"the rows share fewer than 2 test images with {metric} values for every seed")
+    d = np.array([[b[s][n] - a[s][n] for n in names] for s in seeds], dtype=np.float64)  # k x n
+    k, n = d.shape
+    observed = d.mean(1)
+    loo = (d.sum(1, keepdims=True) - d) / (n - 1) if k >= 2 else None  # leave-one-image-out means
+    res = two_level_interval(observed, loo, level)
+    return {
+        "metric": metric,
+        "difference": res["mean"],
+        "ci": res["ci"],
+        "level": level,
+        "verdict": verdict(res["ci"], higher_is_better),
+        "higher_is_better": higher_is_better,
+        "seeds": seeds,
+        **{key: res[key] for key in ("se", "var_seeds", "var_test_set", "df_seeds", "df_test_set")},
+        "per_seed": observed.tolist(),
+        "groups": int(n),
+        "n_test": int(n),
+        "n_real": int(n),
+        "method": "two-level t (seeds; images, two-way ANOVA)",
         "note": note,
     }
