@@ -13,6 +13,7 @@ max |dW_official|), naming the worst tensor::
 
     .venv/bin/python benchmarks/official_step_equality.py                  # fp32, CUT and FastCUT
     .venv/bin/python benchmarks/official_step_equality.py --dtype fp64     # rounding-free view
+    .venv/bin/python benchmarks/official_step_equality.py --fp64-reference # each fp32 step vs fp64
     .venv/bin/python benchmarks/official_step_equality.py --ngf 64 --ndf 64 --n-blocks 9 --size 64
 
 ``--write-fixture DIR`` also saves what the official code did (initial weights, batches, draws,
@@ -179,6 +180,11 @@ def flat(tensors: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
     return torch.cat([tensors[k].detach().reshape(-1) for k in names]).float()
 
 
+def as_float64(run: dict) -> dict:
+    after = {k: {n: {p: t.double() for p, t in ws[n].items()} for n in ws} for k, ws in run["after"].items()}
+    return {"losses": run["losses"], "after": after}
+
+
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a - b| / max |b| (0 when both are 0; inf when either has a NaN, so that max() shows it)."""
     if not (a.isfinite().all() and b.isfinite().all()):
@@ -247,6 +253,11 @@ def main() -> None:
     )
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fp64-reference",
+        action="store_true",
+        help="fp32: also compare each implementation's step with the float64 step (float32 rounding's size)",
+    )
     p.add_argument("--write-fixture", type=Path, metavar="DIR")
     a = p.parse_args()
     dtype = {"fp32": torch.float32, "fp64": torch.float64}[a.dtype]
@@ -272,6 +283,15 @@ def main() -> None:
             initial = initial or {n: {k: v.float() for k, v in official["initial"][n].items()} for n in NETS}
             ours = run_ours(mode, a, batches, official)
             print_report(mode, official, compare(official, ours, null))
+            if a.fp64_reference and dtype == torch.float32:
+                # how far each float32 step is from the float64 result (ours in float64, which
+                # equals the official one to ~1e-11): the size of float32 rounding here
+                ours64 = run_ours(mode, a, [to_batch(p, torch.float64) for p in pixels], official)
+                truth = {"initial": official["initial"], "losses": ours64["losses"], "after": ours64["after"]}
+                truth["flips"] = official["flips"]
+                for name, run in (("official fp32", official), ("ours fp32", ours)):
+                    print(f"  -- {name} against the float64 step:")
+                    print_report(mode, truth, compare(truth, as_float64(run), null))
             # the updates in float32 (7 significant digits), each network's tensors as one vector
             # in ``names`` order: the fixture stays small
             fixture[mode] = {k: official[k] for k in ("flips", "patch_ids", "losses")}
