@@ -23,7 +23,7 @@ class GANLoss(nn.Module):
         self.mode = mode
 
     def forward(self, pred: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-        pred = pred.float()
+        pred = pred.to(torch.promote_types(pred.dtype, torch.float32))  # at least float32 (float64 stays)
         if self.mode == "lsgan":
             return F.mse_loss(pred, torch.full_like(pred, 1.0 if target_is_real else 0.0))
         if self.mode == "vanilla":

@@ -153,13 +153,18 @@ class CUT(nn.Module):
         return self.patch_nce(feat_k, self.query_features(tgt, flipped))
 
     def patch_nce(
-        self, feat_k: list[torch.Tensor], feat_q: list[torch.Tensor], positive_prob: list[torch.Tensor] | None = None
+        self,
+        feat_k: list[torch.Tensor],
+        feat_q: list[torch.Tensor],
+        positive_prob: list[torch.Tensor] | None = None,
+        patch_ids: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """PatchNCE of query features against key features at the same sampled locations, averaged
         over layers. ``positive_prob`` receives each layer's mean softmax probability of the
-        positive (the quantity the focal loss reweights)."""
+        positive (the quantity the focal loss reweights). ``patch_ids``: the locations to sample
+        (one flat index tensor per layer) instead of drawing them."""
         with torch.no_grad():  # PatchNCE detaches the keys: no graph needed through G or F
-            key, ids = self.F([f.detach() for f in feat_k], self.cfg.num_patches)
+            key, ids = self.F([f.detach() for f in feat_k], self.cfg.num_patches, patch_ids)
         query, _ = self.F(feat_q, self.cfg.num_patches, ids)
         total = 0
         for q, k in zip(query, key):
@@ -169,13 +174,37 @@ class CUT(nn.Module):
                 positive_prob.append(log_p.detach().exp().mean())
         return total * self.cfg.lambda_nce / len(feat_q)
 
-    def train_step(self, batch: dict[str, torch.Tensor], step) -> dict[str, torch.Tensor]:
-        """One iteration: D update, then G and F update (``step``: :class:`unpaired.step.TrainStep`)."""
+    def train_step(
+        self,
+        batch: dict[str, torch.Tensor],
+        step,
+        *,
+        flipped: bool | None = None,
+        patch_ids: dict[str, list[torch.Tensor]] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One iteration: D update, then G and F update (``step``: :class:`unpaired.step.TrainStep`).
+
+        The step's random draws can be given instead of drawn (to repeat another implementation's
+        step exactly, benchmarks/official_step_equality.py): ``flipped``, whether FastCUT flips this
+        batch (ignored without flip-equivariance), and ``patch_ids``, the sampled locations of each
+        PatchNCE term (``"NCE"``, and ``"NCE_Y"`` with identity PatchNCE), one flat index tensor
+        per NCE layer."""
         m = self.cfg
         real_a, real_b = batch["A"], batch["B"]
         n = real_a.shape[0]
         real = torch.cat([real_a, real_b]) if m.nce_idt else real_a
-        flipped = m.flip_equivariance and bool(torch.rand(()) < 0.5)
+        if patch_ids is not None:
+            terms = ["NCE", "NCE_Y"] if m.nce_idt else ["NCE"]
+            got = {k: len(v) for k, v in patch_ids.items()}
+            if got != {t: len(m.nce_layers) for t in terms}:
+                raise ValueError(
+                    f"patch_ids must map {' and '.join(terms)} to {len(m.nce_layers)} index tensors "
+                    f"(one per NCE layer), got {got}"
+                )
+        if not m.flip_equivariance:
+            flipped = False
+        elif flipped is None:
+            flipped = bool(torch.rand(()) < 0.5)
 
         with record_function("G_forward"), step.autocast():
             if flipped:
@@ -216,9 +245,14 @@ class CUT(nn.Module):
                 )
             with record_function("NCE"):
                 queries = self.query_features(fake, flipped)  # one encoder pass over G(A) and G(B)
-                loss_nce = self.patch_nce([k[:n] for k in keys], [q[:n] for q in queries], positive_prob)
+                given = patch_ids or {}
+                loss_nce = self.patch_nce(
+                    [k[:n] for k in keys], [q[:n] for q in queries], positive_prob, given.get("NCE")
+                )
                 if m.nce_idt:
-                    loss_nce_y = self.patch_nce([k[n:] for k in keys], [q[n:] for q in queries])
+                    loss_nce_y = self.patch_nce(
+                        [k[n:] for k in keys], [q[n:] for q in queries], None, given.get("NCE_Y")
+                    )
                     loss_g = loss_g_gan + 0.5 * (loss_nce + loss_nce_y)
                 else:
                     loss_g = loss_g_gan + loss_nce

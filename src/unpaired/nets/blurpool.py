@@ -37,11 +37,12 @@ except TypeError:
 def _separable(x: torch.Tensor) -> bool:
     """Whether to blur with shifted views instead of a depthwise convolution: on the CPU in low
     precision, where oneDNN's depthwise convolutions are slow (in bf16 as slow as a full 128-channel
-    convolution). In float32, and on GPUs (where each extra kernel costs a launch), the convolution
-    is faster."""
+    convolution). In float32 and float64 (which takes the float32 path, so that a float64 check
+    of a step covers the code fp32 training runs), and on GPUs (where each extra kernel costs a
+    launch), the convolution is faster."""
     if x.device.type != "cpu":
         return False
-    return x.dtype != torch.float32 or _cpu_autocast_on()
+    return x.dtype in (torch.bfloat16, torch.float16) or _cpu_autocast_on()
 
 
 def _every_other(x: torch.Tensor, dim: int, start: int, count: int) -> torch.Tensor:

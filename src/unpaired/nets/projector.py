@@ -40,7 +40,7 @@ class PatchSampleMLP(nn.Module):
                 # drawn where the features are: no host round trip on a GPU (same numbers on the CPU)
                 idx = torch.randperm(h * w, device=feat.device)[: min(num_patches, h * w)]
             else:
-                idx = patch_ids[i]
+                idx = patch_ids[i].to(feat.device)
             # Gather along the flattened spatial axis of the (B, C, H*W) view, then transpose the
             # small result. The reference permutes the whole map to (B, H*W, C) first, which sends a
             # non-contiguous gradient into the generator; on the CPU (torch 2.13) InstanceNorm's

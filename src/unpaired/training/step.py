@@ -89,9 +89,11 @@ class TrainStep:
         self._params = {k: [p for g in o.param_groups for p in g["params"]] for k, o in optimizers.items()}
         self._stats: dict[str, torch.Tensor] = {}
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> StepResult:
+    def __call__(self, batch: dict[str, torch.Tensor], **draws) -> StepResult:
+        """One training step on ``batch``; ``draws`` go to the model's ``train_step`` (random draws
+        given instead of drawn, e.g. CUT's ``flipped`` and ``patch_ids``)."""
         self._stats = {}
-        losses = self.model.train_step(batch, self)
+        losses = self.model.train_step(batch, self, **draws)
         self.scaler.update()
         return StepResult({k: v.detach() for k, v in losses.items()}, self._stats)
 
@@ -171,16 +173,16 @@ class CompiledStep(TrainStep):
         self.compiled = compile_networks(self.model, **({"mode": "reduce-overhead"} if cuda_graphs else {}))
         self._first = True
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> StepResult:
+    def __call__(self, batch: dict[str, torch.Tensor], **draws) -> StepResult:
         if not self._first:
-            return super().__call__(batch)
+            return super().__call__(batch, **draws)
         saved = (
             copy.deepcopy(self.model.state_dict()),
             copy.deepcopy({k: o.state_dict() for k, o in self.optimizers.items()}),
             ckpt_io.rng_state(),
         )
         try:
-            result = super().__call__(batch)
+            result = super().__call__(batch, **draws)
         except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, saying so
             self.model.load_state_dict(saved[0])
             for k, o in self.optimizers.items():
@@ -191,7 +193,7 @@ class CompiledStep(TrainStep):
                 f"step: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
                 f"training with the eager step instead"
             )
-            result = super().__call__(batch)
+            result = super().__call__(batch, **draws)
         self._first = False
         return result
 
