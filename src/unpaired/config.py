@@ -54,6 +54,9 @@ class ModelConfig:
     n_layers_d: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
     gan_mode: str = "lsgan"  # lsgan | vanilla | nonsaturating
     init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN networks)
+    # DiffAugment for the discriminator(s): "" (off, the references) or groups of color, translation,
+    # cutout, e.g. "color,translation,cutout" (unpaired.nets.diffaugment)
+    d_augment: str = ""
 
     def problems(self, data: "DataConfig") -> list[str]:
         """What is wrong with these options for this data (empty when usable)."""
@@ -62,6 +65,13 @@ class ModelConfig:
             out.append(f"model.gan_mode must be lsgan, vanilla or nonsaturating, got {self.gan_mode!r}")
         if min(self.ngf, self.ndf, self.n_layers_d) < 1 or self.n_blocks < 0:
             out.append("model.ngf, model.ndf and model.n_layers_d must be >= 1, model.n_blocks >= 0")
+        groups = [g.strip() for g in self.d_augment.split(",") if g.strip()]
+        unknown = [g for g in groups if g not in ("color", "translation", "cutout")]
+        if unknown or len(set(groups)) != len(groups):
+            out.append(
+                f"model.d_augment must be a comma-separated list of distinct color, translation, cutout "
+                f"(or empty), got {self.d_augment!r}"
+            )
         return out
 
 
