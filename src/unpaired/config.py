@@ -113,7 +113,11 @@ class TrainConfig:
     val_unit: str = "epoch"  # epoch | iter
     val_num: int | None = None  # at most this many val images (None = all)
     val_metric: str = "fid"  # fid | kid: which one picks the best checkpoint
-    stop_on_collapse: bool = False  # end the run (with a checkpoint) when validation finds it collapsed
+    stop_on_collapse: bool = False  # the older spelling of on_collapse: stop
+    # when validation finds the run collapsed: warn (go on) | stop (with a checkpoint) | restart (roll
+    # back to the last healthy validation with new random streams, at most max_restarts times)
+    on_collapse: str = "warn"
+    max_restarts: int = 3
 
 
 # method name -> its options class (CUTConfig for cut, fastcut, ...). unpaired.methods.register_method
@@ -184,6 +188,8 @@ RUNTIME_FIELDS = {
     "train.val_unit",
     "train.val_num",
     "train.stop_on_collapse",
+    "train.on_collapse",
+    "train.max_restarts",
     "data.image_a",
     "data.image_b",
 }
@@ -332,6 +338,14 @@ def resolve(cfg: Config) -> Config:
             and t.val_metric in ("fid", "kid")
             and (t.val_num is None or t.val_num >= 2),
             "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2",
+        ),
+        (
+            t.on_collapse in ("warn", "stop", "restart") and t.max_restarts >= 0,
+            f"train.on_collapse must be warn, stop or restart (got {t.on_collapse!r}) and train.max_restarts >= 0",
+        ),
+        (
+            not (t.stop_on_collapse and t.on_collapse == "restart"),
+            "train.stop_on_collapse (--stop-on-collapse) contradicts train.on_collapse: restart; give one of them",
         ),
     ]
     problems = [msg for ok, msg in checks if not ok] + cfg.model.problems(d)

@@ -58,6 +58,8 @@ TRAIN_FLAGS = {
     "seed": "train.seed",
     "strict": "data.strict",
     "stop_on_collapse": "train.stop_on_collapse",
+    "on_collapse": "train.on_collapse",
+    "max_restarts": "train.max_restarts",
     "val_every": "train.val_every",
     "val_unit": "train.val_unit",
     "val_num": "train.val_num",
@@ -511,7 +513,19 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="with validation: end the run with a checkpoint when its translations have collapsed "
-        "(nearly constant, or far less varied than their inputs); it is always reported",
+        "(nearly constant, or far less varied than their inputs); it is always reported (= --on-collapse stop)",
+    )
+    t.add_argument(
+        "--on-collapse",
+        choices=["warn", "stop", "restart"],
+        help="with validation, when the translations have collapsed: warn and go on (default), stop with a "
+        "checkpoint, or restart: roll back to the last healthy validation with new random streams",
+    )
+    t.add_argument(
+        "--max-restarts",
+        type=int,
+        metavar="K",
+        help="--on-collapse restart: at most K restarts, then stop (default 3)",
     )
     t.add_argument(
         "--strict",

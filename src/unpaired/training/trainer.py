@@ -51,6 +51,7 @@ from ..tiling import eval_mode, translate_any
 from . import distributed
 from .callbacks import Callback, GracefulInterrupt
 from .memory import MemoryMeter
+from .recovery import Recovery, collapse_action
 from .step import StepResult, TrainStep, build_step
 
 __all__ = [
@@ -107,7 +108,8 @@ class Trainer:
         self.cfg = resolve(cfg)  # a bad config fails here, not later inside a loader worker
         self.run_dir = Path(run_dir)
         self.model = model
-        self.callbacks = [GracefulInterrupt(), *callbacks]
+        self.recovery = Recovery()  # train.on_collapse: restarts (unpaired.training.recovery)
+        self.callbacks = [GracefulInterrupt(), self.recovery, *callbacks]
         self.show_progress = show_progress
         self.ckpt_path = self.run_dir / "checkpoints" / "latest.pt"
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -139,6 +141,9 @@ class Trainer:
                     )
                 return self.finish(trained=False)
             self.train_loop()
+            while self.stop_reason == "restart":  # validation found a collapse: on_collapse restart
+                self.recovery.roll_back(self)
+                self.train_loop()
             return self.finish()
         finally:
             self._emit("on_fit_end")
@@ -227,7 +232,9 @@ class Trainer:
             self.skipped = list(state.get("data_problems", {}).get("skipped", []))
             self.validation = state.get("validation", self.validation)
             self.collapse = state.get("collapse", self.collapse)
+            self.recovery.load_state_dict(self, state.get("recovery"))
             ckpt_io.set_rng_state(state["rng"])
+            self._sums, self._n_sum = {"loss": {}, "stats": {}}, 0
         if self.dist.is_main:
             self._truncate_metrics(self.iteration)  # also clears lines of a run that crashed before its first save
             stale = [
@@ -468,6 +475,7 @@ class Trainer:
             "data_problems": {"skipped": self.skipped},
             "validation": self.validation,
             "collapse": self.collapse,
+            "recovery": self.recovery.state_dict(),
             "saved_at": time.time(),
         }
 
@@ -538,20 +546,23 @@ class Trainer:
         reason = judge_collapse(stats)
         if reason is None or self.epoch < 1:
             return
+        action = collapse_action(self.cfg.train)
+        said = {
+            "warn": "training goes on; --on-collapse stop would end it here, --on-collapse restart roll it back",
+            "stop": "stopping (--on-collapse stop)",
+            "restart": "rolling back to the last healthy validation (--on-collapse restart)",
+        }[action]
+        if action == "restart" and not self.recovery.should_restart(self):
+            action, said = "stop", f"stopping: {self.cfg.train.max_restarts} restart(s) used (train.max_restarts)"
         if self.collapse["collapsed_at"] is None:
             self.collapse.update(collapsed_at=self.iteration, reason=reason)
             saturated = " (the discriminator is saturated)" if stats.get("d_saturated") else ""
-            action = (
-                "stopping (--stop-on-collapse)"
-                if self.cfg.train.stop_on_collapse
-                else "training goes on; --stop-on-collapse would end it here"
-            )
             tqdm.write(
-                f"warning: the run collapsed at iteration {self.iteration}: {reason}{saturated}; {action}",
+                f"warning: the run collapsed at iteration {self.iteration}: {reason}{saturated}; {said}",
                 file=sys.stderr,
             )
-        if self.cfg.train.stop_on_collapse:
-            self.request_stop("collapsed")
+        if action != "warn":
+            self.request_stop("collapsed" if action == "stop" else "restart")
 
     def _note_data_problems(self, raw: dict[str, Any]) -> None:
         """Report each unreadable file once, and images smaller than the crop with one warning."""
@@ -620,6 +631,7 @@ class Trainer:
             if self.cfg.train.val_every
             else None,
             "collapse": self.collapse if self.cfg.train.val_every else None,
+            "restarts": self.recovery.restarts,
         }
         write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
