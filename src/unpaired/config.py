@@ -33,6 +33,7 @@ __all__ = [
     "STEP_MODES",
     "VAL_METRICS",
     "VAL_UNITS",
+    "ON_COLLAPSE",
     "RUNTIME_FIELDS",
     "all_model_options",
     "apply_dict",
@@ -58,6 +59,9 @@ class ModelConfig:
     n_layers_d: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
     gan_mode: str = "lsgan"  # lsgan | vanilla | nonsaturating
     init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN networks)
+    # DiffAugment for the discriminator(s): "" (off, the references) or groups of color, translation,
+    # cutout, e.g. "color,translation,cutout" (unpaired.nets.diffaugment)
+    d_augment: str = ""
 
     def problems(self, data: "DataConfig") -> list[str]:
         """What is wrong with these options for this data (empty when usable)."""
@@ -66,6 +70,13 @@ class ModelConfig:
             out.append(f"model.gan_mode must be lsgan, vanilla or nonsaturating, got {self.gan_mode!r}")
         if min(self.ngf, self.ndf, self.n_layers_d) < 1 or self.n_blocks < 0:
             out.append("model.ngf, model.ndf and model.n_layers_d must be >= 1, model.n_blocks >= 0")
+        groups = [g.strip() for g in self.d_augment.split(",") if g.strip()]
+        unknown = [g for g in groups if g not in ("color", "translation", "cutout")]
+        if unknown or len(set(groups)) != len(groups):
+            out.append(
+                f"model.d_augment must be a comma-separated list of distinct color, translation, cutout "
+                f"(or empty), got {self.d_augment!r}"
+            )
         return out
 
 
@@ -107,7 +118,11 @@ class TrainConfig:
     val_unit: str = "epoch"  # epoch | iter
     val_num: int | None = None  # at most this many val images (None = all)
     val_metric: str = "fid"  # fid | kid: which one picks the best checkpoint
-    stop_on_collapse: bool = False  # end the run (with a checkpoint) when validation finds it collapsed
+    stop_on_collapse: bool = False  # the older spelling of on_collapse: stop
+    # when validation finds the run collapsed: warn (go on) | stop (with a checkpoint) | restart (roll
+    # back to the last healthy validation with new random streams, at most max_restarts times)
+    on_collapse: str = "warn"
+    max_restarts: int = 3
 
 
 # method name -> its options class (CUTConfig for cut, fastcut, ...). unpaired.methods.register_method
@@ -168,6 +183,7 @@ class Config:
 
 STEP_MODES = ("auto", "off", "compile", "cudagraphs")  # train.compile: see unpaired.step.build_step
 VAL_UNITS = ("epoch", "iter")  # train.val_unit
+ON_COLLAPSE = ("warn", "stop", "restart")  # train.on_collapse: what validation does with a collapsed run
 VAL_METRICS = ("fid", "kid")  # train.val_metric: which one picks the best checkpoint
 
 # Fields that may differ when a run is resumed: they change how it runs, not what it computes.
@@ -186,6 +202,8 @@ RUNTIME_FIELDS = {
     "train.val_unit",
     "train.val_num",
     "train.stop_on_collapse",
+    "train.on_collapse",
+    "train.max_restarts",
     "data.image_a",
     "data.image_b",
 }
@@ -334,6 +352,14 @@ def resolve(cfg: Config) -> Config:
             and t.val_metric in VAL_METRICS
             and (t.val_num is None or t.val_num >= 2),
             "train.val_every must be >= 0, val_unit epoch or iter, val_metric fid or kid, val_num >= 2",
+        ),
+        (
+            t.on_collapse in ON_COLLAPSE and t.max_restarts >= 0,
+            f"train.on_collapse must be warn, stop or restart (got {t.on_collapse!r}) and train.max_restarts >= 0",
+        ),
+        (
+            not (t.stop_on_collapse and t.on_collapse == "restart"),
+            "train.stop_on_collapse (--stop-on-collapse) contradicts train.on_collapse: restart; give one of them",
         ),
     ]
     problems = [msg for ok, msg in checks if not ok] + cfg.model.problems(d)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import VAL_UNITS, Config, ConfigError, load_yaml
+from ..config import ON_COLLAPSE, VAL_UNITS, Config, ConfigError, load_yaml
 from ..devices import select_device
 from ..methods import build_config, build_model
 from ..models import param_counts
@@ -32,6 +32,8 @@ TRAIN_FLAGS = {
     "seed": "train.seed",
     "strict": "data.strict",
     "stop_on_collapse": "train.stop_on_collapse",
+    "on_collapse": "train.on_collapse",
+    "max_restarts": "train.max_restarts",
     "val_every": "train.val_every",
     "val_unit": "train.val_unit",
     "val_num": "train.val_num",
@@ -126,7 +128,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_const",
         const=True,
         help="with validation: end the run with a checkpoint when its translations have collapsed "
-        "(nearly constant, or far less varied than their inputs); it is always reported",
+        "(nearly constant, or far less varied than their inputs); it is always reported (= --on-collapse stop)",
+    )
+    t.add_argument(
+        "--on-collapse",
+        choices=ON_COLLAPSE,
+        help="with validation, when the translations have collapsed: warn and go on (default), stop with a "
+        "checkpoint, or restart: roll back to the last healthy validation with new random streams",
+    )
+    t.add_argument(
+        "--max-restarts",
+        type=int,
+        metavar="K",
+        help="--on-collapse restart: at most K restarts, then stop (default 3)",
     )
     t.add_argument(
         "--strict",

@@ -99,7 +99,7 @@ class UnalignedDataset(Dataset):
         self.crop_size = crop_size
         self.augment_train = Augment(load_size, crop_size, flip)
         self.augment_decay = Augment(crop_size, crop_size, flip)
-        self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._order_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
 
     @property
     def epoch_length(self) -> int:
@@ -109,12 +109,12 @@ class UnalignedDataset(Dataset):
         return self.epoch_length
 
     def _order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._order_cache is None or self._order_cache[0] != epoch:
+        if self._order_cache is None or self._order_cache[0] != (self.seed, epoch):  # a restart changes the seed
             rng = np.random.default_rng([self.seed, epoch, 0])
             n, na, nb = self.epoch_length, len(self.paths["A"]), len(self.paths["B"])
             a = np.concatenate([rng.permutation(na) for _ in range(-(-n // na))])[:n]
             b = rng.integers(0, nb, size=n)
-            self._order_cache = (epoch, a, b)
+            self._order_cache = ((self.seed, epoch), a, b)
         return self._order_cache[1], self._order_cache[2]
 
     def _load(self, side: str, index: int, skipped: list[str]) -> tuple[Image.Image, Path]:

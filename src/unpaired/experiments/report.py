@@ -146,14 +146,23 @@ def _best(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collapsed(run: dict[str, Any]) -> str:
-    """When validation found the run collapsed, else whether its test translations look collapsed."""
+    """Its restarts (--on-collapse restart), then when validation found the run collapsed, else
+    whether its test translations look collapsed."""
+    restarts = "; ".join(
+        f"restarted: collapsed at iteration {r['collapsed_at']}, back to {r['resumed_from']}"
+        for r in run["summary"].get("restarts") or []
+    )
     c = run["summary"].get("collapse") or {}
-    if c.get("collapsed_at") is not None:
-        return f"at iteration {c['collapsed_at']}"
     test = (run["test"] or {}).get("collapse") or {}
-    if test.get("collapsed"):
-        return f"at test (iteration {run['test'].get('iteration')})"
-    return "no" if c or "collapsed" in test else "-"
+    if c.get("collapsed_at") is not None:
+        state = f"at iteration {c['collapsed_at']}"
+    elif test.get("collapsed"):
+        state = f"at test (iteration {run['test'].get('iteration')})"
+    else:
+        state = "no" if c or "collapsed" in test else "-"
+    if not restarts:
+        return state
+    return f"{restarts}; then {state}" if state.startswith("at") else restarts
 
 
 def run_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -522,7 +531,9 @@ def build_document(
             ]
         # with seeds, say which of them collapsed: "seed 2 at iteration 504"; else "no" when any was checked
         states = [(r, _collapsed(r)) for r in members]
-        collapsed = [(f"seed {r['seed']} " if multi else "") + c for r, c in states if c.startswith("at")]
+        collapsed = [
+            (f"seed {r['seed']} " if multi else "") + c for r, c in states if c.startswith(("at", "restarted"))
+        ]
         cells += [
             _num(_mean(members, "sec_per_iter"), 3),
             _num(_mean(members, "memory_GiB"), 2),
@@ -553,7 +564,8 @@ def build_document(
                 "where the split keeps pairs. "
                 "sec/iter: median of logged intervals; memory: steady-state peak after the first logged interval ("
                 + ("CUDA max allocated" if any(d.startswith("cuda") for d in devices) else "process RSS")
-                + f"); collapsed: the first validation that found the translations collapsed; device: "
+                + f"); collapsed: the first validation that found the translations collapsed (and each restart of "
+                f"--on-collapse restart); device: "
                 f"{', '.join(devices) or '-'}.",
             ]
         )

@@ -19,6 +19,7 @@ from torch.profiler import record_function
 from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss, PatchNCELoss
 from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
+from ..nets.diffaugment import augment, parse_policy
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from .optim import adam
 
@@ -115,6 +116,7 @@ class CUT(nn.Module):
         with torch.no_grad():
             probe = self.G.encode(torch.zeros(1, channels, 32, 32), cfg.nce_layers)
         self.F = init_weights(PatchSampleMLP.from_features(probe, cfg.projector_dim), cfg.init_gain)
+        self.d_augment = parse_policy(cfg.d_augment)
         self.gan_loss = GANLoss(cfg.gan_mode)
         self.nce_loss = PatchNCELoss(cfg.nce_temperature, cfg.focal_gamma, cfg.focal_alpha, cfg.nce_negatives)
 
@@ -129,7 +131,9 @@ class CUT(nn.Module):
         return {name: adam(getattr(self, name).parameters(), lr, betas, eps) for name in ("G", "D", "F")}
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        """D on the images, or on their d_tile_size tiles (the thesis's SinCUT: 128 px crops, 64 px tiles)."""
+        """D on the images, or on their d_tile_size tiles (the thesis's SinCUT: 128 px crops, 64 px tiles),
+        after DiffAugment (``model.d_augment``; each image drawn independently) when it is on."""
+        x = augment(x, self.d_augment)
         t = self.cfg.d_tile_size
         if t and x.shape[-1] != t:
             b, c, h, w = x.shape

@@ -18,6 +18,7 @@ from torch.profiler import record_function
 from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss
 from ..nets import PatchGANDiscriminator, ResnetGenerator, init_weights
+from ..nets.diffaugment import augment, parse_policy
 from .optim import adam
 
 
@@ -96,6 +97,11 @@ class CycleGAN(nn.Module):
         self.pool_A = ImagePool(m.pool_size)  # fakes of domain A, for D_B
         self.pool_B = ImagePool(m.pool_size)  # fakes of domain B, for D_A
         self.gan_loss = GANLoss(m.gan_mode)
+        self.d_augment = parse_policy(m.d_augment)
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        """DiffAugment (``model.d_augment``) before a discriminator, each image drawn independently."""
+        return augment(x, self.d_augment)
 
     @property
     def generator(self) -> nn.Module:
@@ -128,8 +134,8 @@ class CycleGAN(nn.Module):
                 rec_a = self.G_B(fake_b)
                 rec_b = self.G_A(fake_a)
             with record_function("G_gan_loss"):
-                loss_g_a = self.gan_loss(self.D_A(fake_b), True)
-                loss_g_b = self.gan_loss(self.D_B(fake_a), True)
+                loss_g_a = self.gan_loss(self.D_A(self._aug(fake_b)), True)
+                loss_g_b = self.gan_loss(self.D_B(self._aug(fake_a)), True)
             loss_cyc_a = F.l1_loss(rec_a.float(), real_a) * lam
             loss_cyc_b = F.l1_loss(rec_b.float(), real_b) * lam
             loss_g = loss_g_a + loss_g_b + loss_cyc_a + loss_cyc_b
@@ -145,8 +151,8 @@ class CycleGAN(nn.Module):
         pooled_b = self.pool_B.query(fake_b.detach())
         pooled_a = self.pool_A.query(fake_a.detach())
         with record_function("D_forward"), step.autocast():  # reals and pooled fakes in one pass per D
-            pred_real_b, pred_fake_b = self.D_A(torch.cat([real_b, pooled_b])).chunk(2)
-            pred_real_a, pred_fake_a = self.D_B(torch.cat([real_a, pooled_a])).chunk(2)
+            pred_real_b, pred_fake_b = self.D_A(self._aug(torch.cat([real_b, pooled_b]))).chunk(2)
+            pred_real_a, pred_fake_a = self.D_B(self._aug(torch.cat([real_a, pooled_a]))).chunk(2)
             loss_d_a = 0.5 * (self.gan_loss(pred_real_b, True) + self.gan_loss(pred_fake_b, False))
             loss_d_b = 0.5 * (self.gan_loss(pred_real_a, True) + self.gan_loss(pred_fake_a, False))
         step.record("D_real_mean", pred_real_b.float().mean())  # D_A, the judge of the target domain

@@ -36,6 +36,7 @@ from .divergence import TrainingDiverged, diverged, non_finite_losses, non_finit
 from .logging import DataProblems, MetricsLogger, note, save_sample
 from .memory import MemoryMeter
 from .parts import build_parts, linear_decay, resumable_state, seed_everything
+from .recovery import Recovery
 from .validation import Validator
 
 __all__ = [
@@ -77,7 +78,8 @@ class Trainer:
         self.run_dir = self.run.path
         self.ckpt_path = self.run.latest
         self.model = model
-        self.callbacks = [GracefulInterrupt(), *callbacks]
+        self.recovery = Recovery()  # train.on_collapse: restarts (unpaired.training.recovery)
+        self.callbacks = [GracefulInterrupt(), self.recovery, *callbacks]
         self.show_progress = show_progress
         self.stop_reason: str | None = None
         self.summary: dict[str, Any] | None = None
@@ -106,6 +108,9 @@ class Trainer:
                     )
                 return self.finish(trained=False)
             self.train_loop()
+            while self.stop_reason == "restart":  # validation found a collapse: on_collapse restart
+                self.recovery.roll_back(self)
+                self.train_loop()
             return self.finish()
         finally:
             self._emit("on_fit_end")
@@ -159,7 +164,9 @@ class Trainer:
             self.saved_iteration = self.iteration
             self.data_problems.skipped = list(state.get("data_problems", {}).get("skipped", []))
             self.validator.restore(state)
+            self.recovery.load_state_dict(self, state.get("recovery"))
             ckpt_io.set_rng_state(state["rng"])
+            self._sums, self._n_sum = {"loss": {}, "stats": {}}, 0
         if self.dist.is_main:
             self.logger.resume(self.iteration)
             stale = self.run.remove_stale_temporaries()
@@ -278,6 +285,7 @@ class Trainer:
             "data_problems": {"skipped": self.data_problems.skipped},
             "validation": self.validator.state,
             "collapse": self.validator.collapse,
+            "recovery": self.recovery.state_dict(),
             "saved_at": time.time(),
         }
 
@@ -300,8 +308,9 @@ class Trainer:
             # weights and config only: best.pt is for evaluation and translation, latest.pt for resuming
             best = {k: v for k, v in self.state_dict().items() if k not in ("optimizers", "rng")}
             ckpt_io.save_atomic(best, self.run.best)
-        if self.validator.judge(entry):
-            self.request_stop("collapsed")
+        action = self.validator.judge(entry, self.recovery)
+        if action != "warn":
+            self.request_stop("collapsed" if action == "stop" else "restart")
         self._emit("on_validation", entry)
         return entry
 
@@ -331,6 +340,7 @@ class Trainer:
             "images_smaller_than_crop": len(self.data_problems.small),
             "validation": {"metric": tc.val_metric, **self.validator.state} if tc.val_every else None,
             "collapse": self.validator.collapse if tc.val_every else None,
+            "restarts": self.recovery.restarts,
         }
         write_text(self.run.summary, json.dumps(summary, indent=2))
         return summary

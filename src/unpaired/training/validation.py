@@ -12,6 +12,7 @@ from ..evaluate import SplitScorer
 from ..metrics.collapse import discriminator_gap
 from ..metrics.collapse import judge as judge_collapse
 from .logging import note
+from .recovery import Recovery, collapse_action
 
 
 class Validator:
@@ -64,9 +65,10 @@ class Validator:
             self.state["best"] = entry
         return entry
 
-    def judge(self, entry: dict[str, Any]) -> bool:
-        """Say the scores; flag (once) a run whose translations have collapsed. Returns whether to
-        stop (``train.stop_on_collapse``).
+    def judge(self, entry: dict[str, Any], recovery: Recovery) -> str:
+        """Say the scores; flag (once) a run whose translations have collapsed. Returns what to do:
+        warn (go on), stop or restart (``train.on_collapse``; a restart only while ``recovery`` has
+        one left, else stop).
 
         Not judged during the first epoch: a freshly initialised generator (weights of scale 0.02)
         outputs nearly constant grey images, which is where every run starts, not a collapse."""
@@ -78,13 +80,17 @@ class Validator:
         self.collapse["last"] = {"iteration": iteration, **stats}
         reason = judge_collapse(stats)
         if reason is None or entry["epoch"] < 1:
-            return False
-        stop = self.cfg.train.stop_on_collapse
+            return "warn"
+        action = collapse_action(self.cfg.train)
+        said = {
+            "warn": "training goes on; --on-collapse stop would end it here, --on-collapse restart roll it back",
+            "stop": "stopping (--on-collapse stop)",
+            "restart": "rolling back to the last healthy validation (--on-collapse restart)",
+        }[action]
+        if action == "restart" and not recovery.can_restart(self.cfg.train):
+            action, said = "stop", f"stopping: {self.cfg.train.max_restarts} restart(s) used (train.max_restarts)"
         if self.collapse["collapsed_at"] is None:
             self.collapse.update(collapsed_at=iteration, reason=reason)
             saturated = " (the discriminator is saturated)" if stats.get("d_saturated") else ""
-            action = (
-                "stopping (--stop-on-collapse)" if stop else "training goes on; --stop-on-collapse would end it here"
-            )
-            note(f"warning: the run collapsed at iteration {iteration}: {reason}{saturated}; {action}")
-        return stop
+            note(f"warning: the run collapsed at iteration {iteration}: {reason}{saturated}; {said}")
+        return action
