@@ -76,3 +76,18 @@ def spread_generator_outputs(state_dict: dict, prefix: str, factor: float) -> st
     if bias in state_dict:
         state_dict[bias].mul_(factor)
     return key
+
+
+def fake_people2outline(root, n_train=24, n_test=7, seed=0):
+    """A folder laid out like people2outline (train/ and test/ of side-by-side JPEGs: a colour photo
+    on the left, a black-on-white outline drawing on the right), for clones without ../shared."""
+    rng = np.random.default_rng(seed)
+    for split, n, first in (("train", n_train, 1), ("test", n_test, 1000)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            photo = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            photo[..., 0] = 255  # saturated colours
+            outline = np.full((48, 48, 3), 255, np.uint8)
+            outline[8 + i % 20, 4:44] = 0  # a black line on white
+            Image.fromarray(np.concatenate([photo, outline], 1)).save(root / split / f"{first + i}.jpg", quality=95)
+    return root
