@@ -62,3 +62,32 @@ def dataset_dir(tmp_path: Path) -> Path:
     for i, p in enumerate(write_images(tmp_path / "tmpP", 1, mode="P", seed=4)):
         p.rename(b / f"pal{i}.png")
     return root
+
+
+def spread_generator_outputs(state_dict: dict, prefix: str, factor: float) -> str:
+    """Scale the last convolution (weight and bias) of the generator whose weights sit under ``prefix``
+    in ``state_dict`` by ``factor``, in place; returns its key. A freshly initialised or 1-iteration
+    generator outputs nearly flat grey (std ~0.014 on [-1, 1], under 2 levels of 255): tests of
+    precision or export parity on such outputs cannot tell a faithful translation from a constant one.
+    Scaled by ~40 the outputs span most of the range (std ~0.5) through the same network."""
+    key = [k for k, v in state_dict.items() if k.startswith(prefix) and k.endswith(".weight") and v.dim() == 4][-1]
+    state_dict[key].mul_(factor)
+    bias = key[: -len("weight")] + "bias"
+    if bias in state_dict:
+        state_dict[bias].mul_(factor)
+    return key
+
+
+def fake_people2outline(root, n_train=24, n_test=7, seed=0):
+    """A folder laid out like people2outline (train/ and test/ of side-by-side JPEGs: a colour photo
+    on the left, a black-on-white outline drawing on the right), for clones without ../shared."""
+    rng = np.random.default_rng(seed)
+    for split, n, first in (("train", n_train, 1), ("test", n_test, 1000)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            photo = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            photo[..., 0] = 255  # saturated colours
+            outline = np.full((48, 48, 3), 255, np.uint8)
+            outline[8 + i % 20, 4:44] = 0  # a black line on white
+            Image.fromarray(np.concatenate([photo, outline], 1)).save(root / split / f"{first + i}.jpg", quality=95)
+    return root

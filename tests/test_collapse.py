@@ -37,6 +37,38 @@ def test_stats_tell_a_constant_translator_from_a_faithful_one():
     assert "less than their inputs" in judge(same)
 
 
+def checkerboards(amplitudes) -> torch.Tensor:
+    """32x32 images (the size collapse_stats compares at) alternating 0.5 +- a on a 0..1 scale, in [-1, 1]:
+    pixel standard deviation a * sqrt(n / (n - 1)) with n = 3 * 32 * 32."""
+    sign = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2 - 1
+    return torch.stack([(0.5 + a * sign).expand(3, 32, 32) for a in amplitudes]) * 2 - 1
+
+
+def test_near_constant_threshold_at_both_sides():
+    """A translation is nearly constant when its pixel std is below 0.02 (0..1 scale), not above."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    stats = collapse_stats(x, checkerboards([0.0195, 0.0195, 0.0205, 0.0205]))
+    assert stats["near_constant_share"] == 0.5
+    assert collapse_stats(x, checkerboards([0.0205] * 4))["near_constant_share"] == 0
+    assert collapse_stats(x, checkerboards([0.0195] * 4))["near_constant_share"] == 1
+
+
+@pytest.mark.parametrize(
+    "share,ratio,collapsed",
+    [
+        (0.5, 1.0, "nearly constant"),  # half the translations flat: collapsed
+        (0.49, 1.0, None),
+        (0.0, 0.099, "less than their inputs"),  # a tenth of the inputs' variety: collapsed
+        (0.0, 0.101, None),
+        (0.49, 0.101, None),
+        (0.0, None, None),  # fewer than 2 images: no ratio
+    ],
+)
+def test_judge_thresholds_at_both_sides(share, ratio, collapsed):
+    verdict = judge({"near_constant_share": share, "diversity_ratio": ratio})
+    assert verdict is None if collapsed is None else collapsed in verdict
+
+
 def test_discriminator_gap_for_lsgan_and_logits():
     assert discriminator_gap({"D_real_mean": 0.97, "D_fake_mean": 0.02}, "lsgan") == {
         "d_gap": 0.95,

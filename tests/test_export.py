@@ -1,11 +1,14 @@
 """unpaired export: safetensors, TorchScript and ONNX files that translate as the run does."""
 
+import copy
 import json
+import re
 import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import spread_generator_outputs
 from PIL import Image
 
 import unpaired
@@ -47,11 +50,13 @@ def make_checkpoint(method: str, path, iteration: int = 37):
     cfg = resolve(preset(method))
     for k, v in TINY[method].items():
         setattr(cfg.model, k, v)
-    torch.manual_seed(0)
+    torch.manual_seed(METHODS.index(method))  # FastCUT's generator is CUT's: other weights
     model = build_model(cfg)
     for m in model.modules():  # SinCUT's noise weights start at 0: make the noise matter
         if isinstance(m, NoiseInjection):
             m.weight.data.fill_(0.5)
+    if method != "sincut":  # at initialisation outputs are flat grey (std 0.014): make them span the range
+        spread_generator_outputs(model.state_dict(), model.GENERATOR_PREFIX, 40.0)
     ckpt_io.save_atomic(
         {
             "format": ckpt_io.FORMAT_VERSION,
@@ -222,13 +227,33 @@ def test_onnx_instance_norm_keeps_digits_where_means_are_large(tmp_path):
 
 
 def test_failed_check_leaves_no_file(checkpoints, tmp_path, monkeypatch, capsys):
+    """An export whose network differs a little from the run's (one weight of the first convolution
+    off by 0.001) is refused, and nothing is written; the
+    check compares the file written with the run's generator, not the file with itself."""
     import unpaired.inference.export as export
 
-    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # no export can pass
-    out = tmp_path / "g.safetensors"
-    assert main(["export", str(checkpoints["cut"]), "--out", str(out)]) == 2
-    assert "differ from PyTorch's" in capsys.readouterr().err
+    fmt = "safetensors"  # the check is the same for every format
+    write = export.WRITERS[fmt]
+
+    def write_slightly_wrong(G, meta, path):
+        G = copy.deepcopy(G)
+        conv = next(m for m in G.modules() if isinstance(m, torch.nn.Conv2d))
+        with torch.no_grad():
+            conv.weight[0, 0, 0, 0] += 0.001
+        write(G, meta, path)
+
+    monkeypatch.setitem(export.WRITERS, fmt, write_slightly_wrong)
+    monkeypatch.setattr(export, "CHECK_SIZES", ((64, 64), (45, 67)))  # small: the check's logic is tested
+    out = tmp_path / f"g{export.FORMATS[fmt]}"
+    assert main(["export", str(checkpoints["cut"]), "--format", fmt, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "differ from PyTorch's" in err and "(> 0.0001)" in err
+    worst = float(re.search(r"by up to ([0-9.e+-]+)", err).group(1))
+    assert worst > 1e-4
     assert list(tmp_path.iterdir()) == []
+    monkeypatch.setitem(export.WRITERS, fmt, write)  # the faithful writer passes the same check
+    meta = export_generator(checkpoints["cut"], out, fmt)
+    assert out.exists() and 0 <= max(meta["check"].values()) <= 1e-4
 
 
 def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatch):

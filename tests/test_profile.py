@@ -128,8 +128,11 @@ def test_peak_tflops_flag_compile_flag_and_human_line(capsys):
 
 
 def test_compile_flag_is_validated(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(["profile", "--model", "cut", "--compile", "fast"])
+    assert e.value.code == 2  # argparse's usage error, not a crash or a success
+    err = capsys.readouterr().err
+    assert "--compile" in err and "'fast'" in err and "choose from" in err
 
 
 def test_flop_counter_matches_a_count_by_hand():

@@ -14,6 +14,7 @@ from PIL import Image
 from unpaired.cli import main
 from unpaired.data import ImageError, SingleImageDataset, load_image
 from unpaired.data.datasets import Augment, augment
+from unpaired.data.images import decode_image
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 AUG = Augment(load_size=36, crop_size=32, flip=True)
@@ -60,6 +61,27 @@ def test_truncated_and_garbled_files_raise_image_error(tmp_path, fmt, noise):
         check_tensor(load_image(path, 3), 3)
     except ImageError as e:
         assert str(path) in str(e)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_truncated_files_raise_image_error(tmp_path, fmt):
+    """A whole file loads; the same file cut at half or at 90% of its bytes is an ImageError naming it,
+    never an image with a grey or black remainder (Pillow's LOAD_TRUNCATED_IMAGES would give one)."""
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(buf, format=fmt)
+    data = buf.getvalue()
+    whole = tmp_path / f"whole.{fmt.lower()}"
+    whole.write_bytes(data)
+    check_tensor(load_image(whole, 3), 3)
+    for frac in (0.5, 0.9):
+        path = tmp_path / f"cut{int(frac * 100)}.{fmt.lower()}"
+        path.write_bytes(data[: int(len(data) * frac)])
+        with pytest.raises(ImageError, match="corrupt or truncated") as e:
+            load_image(path, 3)
+        assert str(path) in str(e.value)
+        with pytest.raises(ImageError, match="upload.bin"):
+            decode_image(data[: int(len(data) * frac)], "upload.bin")
 
 
 MODES_FORMATS = [

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, write_images
+from conftest import SHARED_DATA, fake_people2outline, write_images
 from PIL import Image
 
 from unpaired.cli import main
@@ -19,12 +19,23 @@ def mean_saturation(folder):
     return float(np.mean([np.asarray(Image.open(p).convert("HSV"))[..., 1].mean() for p in folder.iterdir()]))
 
 
-@pytest.mark.skipif(not P2O.is_dir(), reason="../shared/data/people2outline is not available")
-def test_people2outline_split(tmp_path):
+@pytest.mark.parametrize("source", ["people2outline", "synthetic"])
+def test_people2outline_split(tmp_path, source):
+    """The real data set when ../shared is beside the clone (exact counts), else a synthetic folder of
+    the same layout: the same properties (no leakage, kept test split, unpaired train, A/B by content,
+    reproducible bytes)."""
+    if source == "people2outline" and not P2O.is_dir():
+        pytest.skip("../shared/data/people2outline is not available")
+    folder = P2O if source == "people2outline" else fake_people2outline(tmp_path / "p2o")
     out, again = tmp_path / "a", tmp_path / "b"
-    assert main(["data", "split", str(P2O), "--out", str(out)]) == 0
+    assert main(["data", "split", str(folder), "--out", str(out)]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["counts"] == {"trainA": 42, "trainB": 42, "valA": 16, "valB": 16, "testA": 55, "testB": 55}
+    c = m["counts"]
+    if source == "people2outline":
+        assert c == {"trainA": 42, "trainB": 42, "valA": 16, "valB": 16, "testA": 55, "testB": 55}
+    else:  # 24 train pairs: some kept whole for validation, the rest halved into unpaired A and B
+        assert c["testA"] == c["testB"] == 7 and c["valA"] == c["valB"] >= 1
+        assert abs(c["trainA"] - c["trainB"]) <= 1 and c["trainA"] + c["trainB"] + c["valA"] == 24
     src = {rel: info["source"] for rel, info in m["files"].items()}
     by_split = {s: {v for k, v in src.items() if k.startswith(s)} for s in ("train", "val", "test")}
     assert not (by_split["train"] & by_split["val"]) and not (by_split["train"] & by_split["test"])
@@ -38,7 +49,7 @@ def test_people2outline_split(tmp_path):
     for split in ("train", "val", "test"):
         assert mean_saturation(out / f"{split}A") > 10 > 1 > mean_saturation(out / f"{split}B")
     # reproducible: a second run elsewhere gives byte-identical files and manifest
-    assert main(["data", "split", str(P2O), "--out", str(again)]) == 0
+    assert main(["data", "split", str(folder), "--out", str(again)]) == 0
     assert (out / "manifest.json").read_bytes() == (again / "manifest.json").read_bytes()
     assert all((out / rel).read_bytes() == (again / rel).read_bytes() for rel in m["files"])
 

@@ -160,3 +160,35 @@ def test_paired_difference_pairs_common_seeds_and_custom_metric():
         paired_difference({0: a[0]}, {0: a[0][:20]}, real)
     with pytest.raises(ValueError, match="no seed in common"):
         paired_difference({0: a[0]}, {1: a[0]}, real)
+
+
+def test_resampled_kid_leaves_out_pairs_of_copies():
+    """In a resample with duplicates, a pair of copies of one image is a self-pair: the KID of the
+    kernel matrices averages k only over pairs of *different* original images (explicit loops here)."""
+    rng = np.random.default_rng(5)
+    real, fake = gauss(rng, 12, d=8), gauss(rng, 10, 0.4, d=8)
+    ri, fi = rng.integers(0, 12, 12), rng.integers(0, 10, 10)
+    assert len(set(ri)) < 12 and len(set(fi)) < 10  # the draw has duplicates
+    pa, pb = np.arange(12), np.arange(10)  # one subset: the whole resample
+
+    def k(u, v):
+        return (u @ v / 8 + 1) ** 3
+
+    def within(feats, idx):
+        pairs = [(i, j) for i in idx for j in idx if i != j]  # i, j: original images (copies share one)
+        return sum(k(feats[i], feats[j]) for i, j in pairs) / len(pairs)
+
+    cross = np.mean([k(real[i], fake[j]) for i in ri for j in fi])
+    want = within(real, ri) + within(fake, fi) - 2 * cross
+    assert _KID(real, [fake])(0, ri, fi, [(pa, pb)]) == pytest.approx(want, rel=1e-10)
+
+
+def test_bootstrap_kid_of_one_distribution_covers_zero():
+    """Two samples of one distribution: the interval contains 0 (counting copies as different images
+    would add ~2 (mean k(x,x) - mean k(x,y)) / n and lift the whole interval above 0: (0.11, 0.75) here)."""
+    for s in range(3):
+        rng = np.random.default_rng(s)
+        real, fake = gauss(rng, 40), gauss(rng, 40)
+        low, high = bootstrap_kid(real, fake, n_boot=200)
+        assert low < 0 < high
+        assert low < kid_from_features(real, fake)[0] < high
