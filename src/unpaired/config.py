@@ -54,6 +54,11 @@ class ModelConfig:
     n_layers_d: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
     gan_mode: str = "lsgan"  # lsgan | vanilla | nonsaturating
     init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN networks)
+    # ResNet generator variants of the official code (files trained there load with their own):
+    g_norm: str = "instance"  # instance | batch | none (the official normG / norm)
+    g_antialias: bool = True  # blur-pool downsampling (False = the official --no_antialias)
+    g_antialias_up: bool = True  # blurred upsampling (False = --no_antialias_up: transposed convs)
+    g_dropout: bool = False  # Dropout(0.5) in each residual block (the official default without --no_dropout)
 
     def problems(self, data: "DataConfig") -> list[str]:
         """What is wrong with these options for this data (empty when usable)."""
@@ -62,6 +67,8 @@ class ModelConfig:
             out.append(f"model.gan_mode must be lsgan, vanilla or nonsaturating, got {self.gan_mode!r}")
         if min(self.ngf, self.ndf, self.n_layers_d) < 1 or self.n_blocks < 0:
             out.append("model.ngf, model.ndf and model.n_layers_d must be >= 1, model.n_blocks >= 0")
+        if self.g_norm not in ("instance", "batch", "none"):
+            out.append(f"model.g_norm must be instance, batch or none, got {self.g_norm!r}")
         return out
 
 
