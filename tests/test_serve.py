@@ -9,9 +9,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -302,3 +304,28 @@ def test_command_prints_the_url_and_stops_on_ctrl_c(tiny_run, sigint_ignored):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and out == "stopped\n" and "Traceback" not in err
+
+
+def test_declared_oversize_upload_is_refused_at_once(translator):
+    """A request that declares a body over --max-upload-mb (10 GB, limit 5 MB) but sends a few bytes
+    gets its 413 at once and the connection closed, instead of a thread waiting for the body."""
+    srv, thread = running(make_server(translator, port=0, max_upload_mb=5, log=None))
+    try:
+        with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=5) as s:
+            started = time.perf_counter()
+            s.sendall(
+                b"POST /api/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                b"X-Filename: huge.png\r\nContent-Length: 10000000000\r\n\r\n\x89PNG"
+            )
+            received = b""
+            while chunk := s.recv(65536):  # the server closes: recv returns b"" instead of timing out
+                received += chunk
+            seconds = time.perf_counter() - started
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 413") or head.startswith(b"HTTP/1.1 413"), head
+        assert "too large (9536.7 MB; this server accepts files up to 5 MB" in json.loads(body)["error"]
+        assert seconds < 2, seconds
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)

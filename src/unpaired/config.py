@@ -62,6 +62,11 @@ class ModelConfig:
     # DiffAugment for the discriminator(s): "" (off, the references) or groups of color, translation,
     # cutout, e.g. "color,translation,cutout" (unpaired.nets.diffaugment)
     d_augment: str = ""
+    # ResNet generator variants of the official code (files trained there load with their own):
+    g_norm: str = "instance"  # instance | batch | none (the official normG / norm)
+    g_antialias: bool = True  # blur-pool downsampling (False = the official --no_antialias)
+    g_antialias_up: bool = True  # blurred upsampling (False = --no_antialias_up: transposed convs)
+    g_dropout: bool = False  # Dropout(0.5) in each residual block (the official default without --no_dropout)
 
     def problems(self, data: "DataConfig") -> list[str]:
         """What is wrong with these options for this data (empty when usable)."""
@@ -77,6 +82,8 @@ class ModelConfig:
                 f"model.d_augment must be a comma-separated list of distinct color, translation, cutout "
                 f"(or empty), got {self.d_augment!r}"
             )
+        if self.g_norm not in ("instance", "batch", "none"):
+            out.append(f"model.g_norm must be instance, batch or none, got {self.g_norm!r}")
         return out
 
 

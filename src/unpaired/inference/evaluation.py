@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import checkpoint as ckpt_io
 from ..evaluate import SplitScorer
 from ..files import atomic_path, make_dir, write_text
 from ..metrics.collapse import judge as judge_collapse
 from ..metrics.paired import DEFAULT_TOLERANCE
+from ..models import official
 from ..runs import RunFolder
-from .generator import generator_from_state
+from .generator import open_generator
 
 
 def evaluate_run(
@@ -40,17 +40,20 @@ def evaluate_run(
     order of "inputs") and RUN_DIR/eval/<split>.json: FID/KID, with ``ci`` "fid_ci"/"kid_ci", "paired"
     when the split keeps pairs, and "features" (where the fake features are and how to recompute the
     real ones: folder, size, limit)."""
-    run = RunFolder(run_dir)
-    run_dir = run.path
-    if which == "best" and run_dir.is_dir() and not run.best.is_file():
+    run_dir = Path(run_dir)
+    if official.is_official_folder(run_dir) and not RunFolder(run_dir).checkpoints.is_dir():
+        which = "latest"  # a folder of the official code: its latest_net_G.pth (or G_A)
+    elif which == "best" and run_dir.is_dir() and not RunFolder(run_dir).best.is_file():
         print(
             f"note: {run_dir} has no best checkpoint (it was trained without validation); scoring the latest one",
             file=sys.stderr,
         )
         which = "latest"
-    path = ckpt_io.resolve_path(run_dir, which)
-    state = ckpt_io.load(path)
-    G, cfg = generator_from_state(state, device, source=path)
+    G, cfg, about = open_generator(run_dir, device, which)
+    path, progress = Path(about["source"]), about["state"].get("progress", {})
+    if not run_dir.is_dir():  # a checkpoint or official file: eval/ goes beside it
+        run_dir = path.parent
+    run = RunFolder(run_dir)
     size = size or cfg.data.crop_size
     make_dir(run.eval, "evaluation folder")  # before any feature: an unwritable run fails at once
     t0 = time.perf_counter()
@@ -66,8 +69,9 @@ def evaluate_run(
         {
             "split": split,
             "checkpoint": path.name,
-            "iteration": state["progress"]["iteration"],
-            "epoch": state["progress"]["epoch"],
+            "iteration": progress.get("iteration"),
+            "epoch": progress.get("epoch"),
+            **({"official": about["official"]} if "official" in about else {}),
             "size": size,
             "data": str(Path(data_root).resolve()),
             "real_dir": str(scorer.b_dir.resolve()),

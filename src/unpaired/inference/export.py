@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from safetensors.torch import save
 
 from .. import __version__
-from .. import checkpoint as ckpt_io
 from ..config import Config
 from ..files import atomic_path
 from ..methods import METHODS
@@ -47,7 +46,7 @@ from .artifacts import (
     load_export,
     require_package,
 )
-from .generator import generator_from_state
+from .generator import open_generator
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 ONNX_OPSET = 17  # onnxruntime >= 1.12 runs it, as do most other ONNX runtimes
@@ -225,10 +224,11 @@ def export_generator(
     The file appears whole or not at all (written under a temporary name, then renamed)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    ckpt = ckpt_io.resolve_path(run_or_checkpoint, which)
-    state = ckpt_io.load(ckpt)
-    G, cfg = generator_from_state(state, "cpu", source=ckpt)
-    meta = export_metadata(G, cfg, state, str(ckpt))
+    G, cfg, about = open_generator(run_or_checkpoint, "cpu", which)
+    ckpt = Path(about["source"])
+    meta = export_metadata(G, cfg, about["state"], str(ckpt))
+    if "official" in about:
+        meta["official"] = about["official"]  # what it was converted from
     out = Path(out)
     if out.exists() and out.resolve() == ckpt.resolve():
         raise ExportError(f"--out {out} is the checkpoint being exported; choose another file name")

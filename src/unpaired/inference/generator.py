@@ -9,17 +9,73 @@ import torch
 
 from .. import checkpoint as ckpt_io
 from ..config import Config
-from ..methods import METHODS, build_generator, get_method
+from ..methods import METHODS, build_config, build_generator, get_method
+from ..models import official
 from ..tiling import input_multiple
 
 
 def load_generator(
     checkpoint: str | Path, device: torch.device | str = "cpu", which: str = "latest"
 ) -> tuple[torch.nn.Module, Config]:
-    """The A->B generator of a run folder (its ``which`` checkpoint) or checkpoint file, in eval
-    mode, and the run's config."""
-    path = ckpt_io.resolve_path(checkpoint, which)
-    return generator_from_state(ckpt_io.load(path), device, source=path)
+    """The A->B generator of a run folder (its ``which`` checkpoint), a checkpoint file, or a
+    generator file of the official CUT / CycleGAN code (or its folder), in eval mode, and its config."""
+    G, cfg, _ = open_generator(checkpoint, device, which)
+    return G, cfg
+
+
+def open_generator(
+    source: str | Path, device: torch.device | str = "cpu", which: str = "latest"
+) -> tuple[torch.nn.Module, Config, dict]:
+    """(generator in eval mode, config, about) of a run folder, an unpaired checkpoint, or an official
+    generator file or folder. ``about``: ``state`` (the checkpoint's, {} for an official file),
+    ``iterations``, ``format`` (checkpoint | official), ``source`` (the file read) and, for an
+    official file, ``name`` and ``official`` (the file, its method and architecture)."""
+    source = Path(source)
+    if official.is_official_folder(source) and not (source / "checkpoints").is_dir():
+        return official_generator(source, device)
+    path = ckpt_io.resolve_path(source, which)
+    try:
+        state = ckpt_io.load(path)
+    except ckpt_io.CheckpointError as e:
+        if not _is_plain_state_dict(path):
+            raise e from None
+        return official_generator(path, device)
+    G, cfg = generator_from_state(state, device, source=path)
+    iterations = state.get("progress", {}).get("iteration")
+    return G, cfg, {"state": state, "iterations": iterations, "format": "checkpoint", "source": str(path)}
+
+
+def _is_plain_state_dict(path: Path) -> bool:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return official.looks_official(official.strip_module(obj) if isinstance(obj, dict) else obj)
+
+
+def official_generator(source: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config, dict]:
+    """The generator of an official CUT / FastCUT / SinCUT / CycleGAN file (or folder), as
+    :func:`open_generator` returns it. Its architecture comes from its keys and shapes; its method
+    from ``train_opt.txt`` beside it (else from the network and the file name)."""
+    net = official.read_generator(source)
+    settings = dict(net.settings)
+    crop = official._int(net.options, "crop_size")
+    if net.kind == "resnet_G" and crop:
+        settings["data.crop_size"] = crop
+    if net.kind == "stylegan2_G" and settings["data.crop_size"] < 64:
+        settings["model.d_tile_size"] = 0
+    cfg = build_config(net.method, settings=[(f"the official file {net.path}", settings)])
+    G = build_generator(cfg)
+    official.load_generator_weights(G, net)
+    about = {
+        "state": {},
+        "iterations": None,
+        "format": "official",
+        "source": str(net.path),
+        "name": net.name,
+        "official": {"file": str(net.path), "method": net.method, "epoch": net.epoch, "settings": net.settings},
+    }
+    return G.to(device).eval(), cfg, about
 
 
 def generator_from_state(

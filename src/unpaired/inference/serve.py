@@ -205,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
         except UploadError as e:
             self._log(f"refused {name}: {e}")
             self._json(e.status, {"error": str(e)})
+            if getattr(self, "refused_body", False):
+                self._close_unread()
             return
         except ImageError as e:
             self._log(f"refused {name}: {e}")
@@ -257,6 +259,20 @@ class _Handler(BaseHTTPRequestHandler):
             raise UploadError(400, f"bad Content-Length header {raw!r}") from None
         return length
 
+    def _close_unread(self) -> None:
+        """Close a connection whose body is left unread without losing our answer: closing a socket
+        with unread data sends a reset, which can discard the answer before the client reads it.
+        So: flush, stop sending, then read what has already arrived for at most a second."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.2)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and self.connection.recv(_CHUNK):
+                pass
+        except OSError:
+            pass
+
     def _drain(self, length: int) -> None:
         """Read and drop a body that will not be used, so the client gets our answer, not a reset."""
         while length > 0:
@@ -269,7 +285,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = self._content_length()
         service = self.server.service
         if length > service.max_upload_bytes:
-            self._drain(length)
+            # answer at once and close: reading (or waiting for) a body we refuse would hold this
+            # thread for as long as the client takes, for a declared 10 GB possibly forever
+            self.close_connection = True
+            self.refused_body = True
             raise UploadError(413, service.too_large(name, length))
         body = self.rfile.read(length)
         if len(body) != length:

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .. import checkpoint as ckpt_io
 from ..amp import DTYPES, autocast
 from ..config import Config, ConfigError
 from ..data.images import convert_image, to_image, to_tensor
@@ -21,7 +20,7 @@ from ..tiling import (
     translate_tensor,
 )
 from .artifacts import is_export, load_export
-from .generator import generator_from_state, model_info
+from .generator import model_info, open_generator
 
 
 def check_precision(precision: str, device: torch.device, generator: torch.nn.Module) -> str:
@@ -178,9 +177,10 @@ def load(
         G, cfg, info, dev = load_export(path, device)
     else:
         dev = select_device(device)
-        state = ckpt_io.load(ckpt_io.resolve_path(path, checkpoint))
-        G, cfg = generator_from_state(state, dev, source=path)
-        info = {"iterations": state.get("progress", {}).get("iteration"), "format": "checkpoint"}
+        G, cfg, about = open_generator(path, dev, checkpoint)
+        info = {"iterations": about["iterations"], "format": about["format"]}
+        if "name" in about:  # an official file: named after its folder and file
+            info["name"] = about["name"]
     return Translator(
         G, cfg, dev, tile, overlap, source=str(run_or_file), precision=precision, batch_size=batch_size, info=info
     )

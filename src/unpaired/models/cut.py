@@ -18,7 +18,7 @@ from torch.profiler import record_function
 
 from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss, PatchNCELoss
-from ..nets import PatchGANDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
+from ..nets import PatchGANDiscriminator, PatchSampleMLP, init_weights, resnet_generator
 from ..nets.diffaugment import augment, parse_policy
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from .optim import adam
@@ -42,6 +42,7 @@ class CUTConfig(ModelConfig):
     generator: str = "resnet"  # resnet (CUT) | stylegan2 (SinCUT)
     discriminator: str = "patchgan"  # patchgan (CUT) | stylegan2 (SinCUT)
     g_downsampling: int = 1  # stylegan2 generator: number of downsamplings
+    g_noise: bool = True  # stylegan2 generator: noise injection (False = the official smallstylegan2)
     d_tile_size: int = 0  # cut crops into tiles of this size before D (0 = whole crop)
     lambda_r1: float = 0.0  # R1 penalty on real images (SinCUT 1)
     lambda_identity: float = 0.0  # L1 between G(B) and B (SinCUT 1)
@@ -92,8 +93,10 @@ class CUT(nn.Module):
     @staticmethod
     def build_generator(cfg: CUTConfig, channels: int = 3, crop_size: int = 256) -> nn.Module:
         if cfg.generator == "stylegan2":
-            return StyleGAN2Generator(channels, channels, cfg.ngf, cfg.n_blocks, cfg.g_downsampling, crop_size)
-        return ResnetGenerator(channels, channels, cfg.ngf, cfg.n_blocks)
+            return StyleGAN2Generator(
+                channels, channels, cfg.ngf, cfg.n_blocks, cfg.g_downsampling, crop_size, noise=cfg.g_noise
+            )
+        return resnet_generator(cfg, channels)
 
     @staticmethod
     def build_discriminator(cfg: CUTConfig, channels: int = 3, crop_size: int = 256) -> nn.Module:

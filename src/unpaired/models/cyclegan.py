@@ -17,7 +17,7 @@ from torch.profiler import record_function
 
 from ..config import DataConfig, ModelConfig
 from ..losses import GANLoss
-from ..nets import PatchGANDiscriminator, ResnetGenerator, init_weights
+from ..nets import PatchGANDiscriminator, init_weights, resnet_generator
 from ..nets.diffaugment import augment, parse_policy
 from .optim import adam
 
@@ -84,7 +84,7 @@ class CycleGAN(nn.Module):
 
     @staticmethod
     def build_generator(cfg: CycleGANConfig, channels: int = 3, crop_size: int = 256) -> nn.Module:
-        return ResnetGenerator(channels, channels, cfg.ngf, cfg.n_blocks)
+        return resnet_generator(cfg, channels)
 
     def __init__(self, cfg: CycleGANConfig, channels: int = 3, crop_size: int = 256):
         super().__init__()

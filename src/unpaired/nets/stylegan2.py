@@ -190,6 +190,7 @@ class StyleGAN2Generator(nn.Module):
         n_blocks: int = 9,
         n_down: int = 1,
         crop_size: int = 128,
+        noise: bool = True,
     ):
         super().__init__()
         ch = _channels(ngf, 32, 512)
@@ -201,7 +202,7 @@ class StyleGAN2Generator(nn.Module):
         enc += [ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)]
         dec: list[nn.Module] = [ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)]
         for i in range(n_down):  # the i-th upsampling's output spans 2**(n_down-1-i) input pixels
-            dec.append(UpsampleConv(ch[res], ch[res * 2], noise_seed=i, noise_stride=2 ** (n_down - 1 - i)))
+            dec.append(UpsampleConv(ch[res], ch[res * 2], noise, noise_seed=i, noise_stride=2 ** (n_down - 1 - i)))
             res *= 2
         dec.append(ConvLayer(ch[res], out_channels, 1))
         self.encoder = nn.Sequential(*enc)
