@@ -9,6 +9,7 @@ Generated on every build, before MkDocs reads the docs folder (git-ignored):
 Maths: ``$$ ... $$`` on lines of their own is a display equation, ``\\( ... \\)`` an inline one;
 fenced code blocks are left alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,7 +88,7 @@ def config_reference() -> str:
         "",
     ]
     seen = set()
-    for name, method in methods.METHODS.items():
+    for method in methods.METHODS.values():
         cls = method.config_class
         if cls in seen or cls is config.ModelConfig:
             continue
@@ -100,8 +101,17 @@ def config_reference() -> str:
         for section, values in method.preset.items():
             if values:
                 lines.append(f"    - `{section}`: " + ", ".join(f"`{k}={v!r}`" for k, v in values.items()))
-    lines += ["", "## `data`", "", *_section_table(config.DataConfig, comments), "",
-              "## `train`", "", *_section_table(config.TrainConfig, comments), ""]
+    lines += [
+        "",
+        "## `data`",
+        "",
+        *_section_table(config.DataConfig, comments),
+        "",
+        "## `train`",
+        "",
+        *_section_table(config.TrainConfig, comments),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -131,8 +141,7 @@ def cli_commands() -> list[tuple[str, str]]:
 
 
 def cli_reference() -> str:
-    lines = ["# Command-line reference", "",
-             "Every command's `--help`, generated at every build of this site.", ""]
+    lines = ["# Command-line reference", "", "Every command's `--help`, generated at every build of this site.", ""]
     for name, text in cli_commands():
         lines += [f"## `{name}`", "", "```text", text.rstrip(), "```", ""]
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """The docs site's generated reference covers the code: every CLI command, every public API name,
 every configuration option. (`mkdocs build --strict` itself runs in scripts/test.sh.)"""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,7 +47,8 @@ def test_every_public_api_name_has_an_entry():
 
 def test_every_configuration_option_is_in_the_reference():
     page = hooks.config_reference()
-    classes = [config.DataConfig, config.TrainConfig, config.ModelConfig, *{m.config_class for m in methods.METHODS.values()}]
+    own = {m.config_class for m in methods.METHODS.values()}
+    classes = [config.DataConfig, config.TrainConfig, config.ModelConfig, *own]
     for cls in classes:
         for f in dataclasses.fields(cls):
             assert f"| `{f.name}` |" in page, f"{cls.__name__}.{f.name}"
