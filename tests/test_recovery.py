@@ -78,8 +78,8 @@ def test_restarts_roll_back_record_and_reproduce(split_dir, tmp_path, monkeypatc
     state = ckpt_io.load(tmp_path / "a" / "checkpoints" / "latest.pt")
     assert [r["restart"] for r in state["recovery"]["restarts"]] == [1, 2]
 
-    # the same command gives the same weights, also when stopped after its first restart and resumed
-    _fit(cfg, tmp_path / "c", [StopAt(5, 1)])
+    # the same command gives the same weights, also when stopped after its last restart and resumed
+    _fit(cfg, tmp_path / "c", [StopAt(5, 2)])
     assert ckpt_io.load(tmp_path / "c" / "checkpoints" / "latest.pt")["progress"]["iteration"] == 5
     resumed = _fit(cfg, tmp_path / "c")
     assert resumed["restarts"] == summary["restarts"]
