@@ -143,14 +143,14 @@ def test_a_run_without_validation_is_flagged_when_scored(split_dir, tmp_path, mo
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     cfg = unpaired.preset("cut", root=str(split_dir), crop_size=32, num_workers=0, iters=2, sample_every=0, **TINY)
     unpaired.Trainer(cfg, tmp_path / "run", show_progress=False).fit()
-    original = evaluation.generator_from_state
+    original = evaluation.open_generator
 
-    def blank_generator(state, device="cpu", **kwargs):
-        G, c = original(state, device, **kwargs)
+    def blank_generator(*args, **kwargs):
+        G, c, about = original(*args, **kwargs)
         G.forward = lambda x: torch.ones_like(x)
-        return G, c
+        return G, c, about
 
-    monkeypatch.setattr(evaluation, "generator_from_state", blank_generator)
+    monkeypatch.setattr(evaluation, "open_generator", blank_generator)
     result = evaluation.evaluate_run(tmp_path / "run", split_dir, show_progress=False, ci=False)
     assert "100% of the test translations are nearly constant" in result["collapse"]["collapsed"]
     assert "looks collapsed" in capsys.readouterr().err
