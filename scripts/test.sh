@@ -3,6 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the shared-storage tests start a throw-away PostgreSQL server: install Debian's server package when
+# it is missing and we may (root, apt); quietly, bounded in time; without it those tests skip
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing postgresql (for tests/test_shared_storage.py)"
+  (export DEBIAN_FRONTEND=noninteractive; timeout 300 apt-get update -qq >/dev/null \
+    && timeout 600 apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+    || echo "test: could not install postgresql; the PostgreSQL tests will skip" >&2
+fi
 # lint, format and the architecture contract (docs/ARCHITECTURE.md) before the tests
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

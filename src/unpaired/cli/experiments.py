@@ -164,7 +164,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage (default sqlite:///OUT/sweep.db); e.g. postgresql://user:pw@host/db",
+        help="Optuna storage (default: the environment variable UNPAIRED_STORAGE, else sqlite:///OUT/sweep.db); "
+        "e.g. postgresql://user:pw@host/db. Its password is masked in every file and log, and worker "
+        "processes get the URL through their environment, not their command line",
     )
     sw.add_argument("--study-name", help="default: MODEL-PARAMS")
     sw.add_argument("--metric", choices=VAL_METRICS, default="fid")

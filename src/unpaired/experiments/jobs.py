@@ -78,6 +78,7 @@ class Job:
     log: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
     gpu: str | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # extra environment (secrets: not on cmd)
     started: float = 0.0
     seconds: float = 0.0
     returncode: int | None = None
@@ -220,7 +221,7 @@ class JobPool:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.env(gpu),
+                env={**self.env(gpu), **job.env},
                 start_new_session=True,
             )
             self.running.append(job)

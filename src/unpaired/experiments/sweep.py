@@ -52,6 +52,7 @@ from .jobs import (
     failure_report,
     package_command,
 )
+from .storage import STORAGE_ENV, child_env, mask_text, mask_url, storage_url
 
 SAMPLERS = ("grid", "tpe")  # Optuna's GridSampler, TPESampler
 
@@ -216,16 +217,26 @@ def open_study(plan: SweepPlan, storage: str | None, study_name: str | None, tri
     import optuna  # noqa: PLC0415 - optional (the sweep extra)
     from optuna.storages import RDBStorage, RetryFailedTrialCallback  # noqa: PLC0415 - optional
 
-    plan.url = storage or f"sqlite:///{(plan.out / 'sweep.db').resolve()}"
+    plan.url = storage_url(storage) or f"sqlite:///{(plan.out / 'sweep.db').resolve()}"
     # several processes on one SQLite file wait for each other's writes instead of failing at once
     engine = {"connect_args": {"timeout": 60}} if plan.url.startswith("sqlite") else None
-    rdb = RDBStorage(
-        plan.url,
-        engine_kwargs=engine,
-        heartbeat_interval=plan.heartbeat,
-        grace_period=2 * plan.heartbeat,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
-    )
+    try:
+        with warnings.catch_warnings():  # Optuna's notes on experimental/renamed heartbeat arguments
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            rdb = RDBStorage(
+                plan.url,
+                engine_kwargs=engine,
+                heartbeat_interval=plan.heartbeat,
+                grace_period=2 * plan.heartbeat,
+                failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
+            )
+    except Exception as e:  # the driver's message may quote the URL, password included
+        first = mask_text(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, plan.url)
+        raise ConfigError(
+            f"cannot open the sweep storage {mask_url(plan.url)}: {first}; check the URL (or {STORAGE_ENV}), "
+            "the user name and password, and that the database server is running and reachable"
+        ) from None
     grid = {k: list(v) for k, v in plan.space.items()}
     # grid: every worker needs the same seed (GridSampler numbers its shuffled grid by trial number);
     # TPE: workers with one seed would draw the same first points
@@ -339,7 +350,14 @@ def run_all_trials(study, plan: SweepPlan, trial_config, jobs: int, device: str)
     try:
         with pool or contextlib.nullcontext():
             for i in range(1, pool.jobs if pool else 0):
-                pool.start(Job(f"worker {i}", worker_command(plan, i), plan.out / "workers" / f"worker{i}.log"))
+                pool.start(
+                    Job(
+                        f"worker {i}",
+                        worker_command(plan, i),
+                        plan.out / "workers" / f"worker{i}.log",
+                        env=child_env(plan.url),  # the real URL: not on the command line
+                    )
+                )
             _run_trials(study, objective, counts, plan.n_total, current, poll=1.0)
             if pool:
                 pool.wait()
@@ -356,7 +374,9 @@ def run_all_trials(study, plan: SweepPlan, trial_config, jobs: int, device: str)
 
 
 def worker_command(plan: SweepPlan, i: int) -> list[str]:
-    """The command of worker process ``i``: the same study, search space and settings; it only runs trials."""
+    """The command of worker process ``i``: the same study, search space and settings; it only runs
+    trials. The storage URL is not on it (``ps`` shows command lines to every user): the worker gets
+    it through the environment (:func:`unpaired.experiments.storage.child_env`)."""
     args = [
         "sweep",
         "--model",
@@ -371,8 +391,6 @@ def worker_command(plan: SweepPlan, i: int) -> list[str]:
         plan.sampler,
         "--trials",
         str(plan.n_total),
-        "--storage",
-        plan.url,
         "--study-name",
         plan.name,
         "--metric",
@@ -397,7 +415,13 @@ def collect_results(study, plan: SweepPlan) -> dict[str, Any]:
     import optuna  # noqa: PLC0415 - optional (the sweep extra)
 
     seeds, metric = plan.seeds, plan.metric
-    result: dict[str, Any] = {"study": plan.name, "storage": plan.url, "metric": metric, "seeds": seeds, "trials": []}
+    result: dict[str, Any] = {
+        "study": plan.name,
+        "storage": mask_url(plan.url),
+        "metric": metric,
+        "seeds": seeds,
+        "trials": [],
+    }
     for t in study.get_trials(deepcopy=False):
         diverged = t.user_attrs.get("diverged")
         entry = {
