@@ -14,6 +14,7 @@ from conftest import TINY_NETS
 
 from unpaired.cli import main
 from unpaired.methods import method_names
+from unpaired.training import memory
 from unpaired.training import profile as prof
 
 TINY = {  # small networks per family; the exact architecture is not what is tested here
@@ -235,12 +236,12 @@ def test_memory_meter_bookkeeping_on_cuda(monkeypatch):
 
 
 def test_memory_meter_on_cpu_reads_the_current_rss():
-    meter = prof.MemoryMeter(torch.device("cpu"))
+    meter = memory.MemoryMeter(torch.device("cpu"))
     meter.sample()
     assert meter.steady_bytes() is None
     meter.start_steady()
     keep = torch.ones(64, 2**20, dtype=torch.uint8)  # 64 MiB touched
     meter.sample()
-    rss = prof.current_rss_bytes()
+    rss = memory.current_rss_bytes()
     assert rss is not None and meter.steady_bytes() >= 64 * 2**20 and keep.sum() > 0
     assert meter.steady_bytes() <= meter.oneoff_bytes() and meter.reserved_bytes() is None
