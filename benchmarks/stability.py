@@ -147,6 +147,14 @@ def collapse_counts(runs: list[dict]) -> tuple[int, int, list[str]]:
     return at_end, at_any, notes
 
 
+def _verdict(c: dict, digits: int, seeds: int) -> str:
+    """A paired difference with its interval and verdict; one seed has a difference but no interval."""
+    if c.get("ci") is None:
+        return f"{c['difference']:+.{digits}f} (no interval: {seeds} seed)"
+    lo, hi = c["ci"]
+    return f"{c['difference']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}] {c['verdict']} ({seeds} seeds)"
+
+
 def table(out: Path, rows: list[dict], seeds: list[int]) -> str:
     """The per-configuration lines, from the finished and scored runs."""
     from unpaired.experiments.experiment import run_dir_of  # noqa: PLC0415
@@ -178,11 +186,7 @@ def table(out: Path, rows: list[dict], seeds: list[int]) -> str:
         if name != "cut" and base:
             c = compare_rows(base, runs)
             if c:
-                verdicts = [
-                    f"{c[m]['difference']:+.{d}f} [{c[m]['ci'][0]:+.{d}f}, {c[m]['ci'][1]:+.{d}f}] {c[m]['verdict']} "
-                    f"({len(c['seeds'])} seeds)"
-                    for m, d in (("fid", 2), ("kid", 4))
-                ]
+                verdicts = [_verdict(c[m], d, len(c["seeds"])) for m, d in (("fid", 2), ("kid", 4))]
         lines.append(
             f"| {name} | {len(runs)} | {at_end}/{len(runs)} | {at_any}/{len(runs)} | {_fmt(s.get('fid'), 2)} "
             f"| {_fmt(s.get('kid'), 4)} | {verdicts[0]} | {verdicts[1]} |"
