@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,10 @@ ROWS = [
     {"name": "cut-restart", "model": "cut", "set": {"train.on_collapse": "restart"}},
     {"name": "cut-both", "model": "cut", "set": {"model.d_augment": DIFFAUG, "train.on_collapse": "restart"}},
 ]
+# A restart row computes what its base row computes (same seed, same streams, bit for bit) until
+# validation first finds a collapse: on_collapse only acts then. So a restart run is trained only
+# where its base run collapsed at some validation; elsewhere it is the base run, copied and marked.
+SAME_UNTIL_COLLAPSE = {"cut-restart": "cut", "cut-both": "cut-diffaug"}
 # 42 training images in the split: an epoch is 42 iterations
 SCALES = {
     # 2-core CPU: quarter width, 12 + 12 epochs (1,008 iterations), validation every 4 epochs (168)
@@ -182,6 +187,12 @@ def table(out: Path, rows: list[dict], seeds: list[int]) -> str:
         s = summarize_row(runs)
         at_end, at_any, why = collapse_counts(runs)
         notes += [f"{name} {w}" for w in why]
+        copied = [r["seed"] for r in runs if (run_dir_of(out, name, r["seed"]) / "same_as.json").is_file()]
+        if copied:
+            notes.append(
+                f"{name}: seeds {' '.join(map(str, copied))} are the {SAME_UNTIL_COLLAPSE[name]} runs "
+                "(no collapse at any validation, so no restart)"
+            )
         verdicts = ["-", "-"]
         if name != "cut" and base:
             c = compare_rows(base, runs)
@@ -192,6 +203,46 @@ def table(out: Path, rows: list[dict], seeds: list[int]) -> str:
             f"| {_fmt(s.get('kid'), 4)} | {verdicts[0]} | {verdicts[1]} |"
         )
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def run_jobs(todo: list, args, out: Path, pool_cls, phase: str) -> None:
+    """Runs ``todo`` (one process per run, ``--jobs`` at a time), printing each end."""
+    if not todo:
+        return
+    pool = pool_cls(min(args.jobs, len(todo)), args.device)
+    print(f"stability ({phase}): {len(todo)} run(s), {pool.jobs} at a time; logs in {out}/<row>/seed<k>/experiment.log")
+    with pool:
+        pool.run(todo, on_end=lambda job: print(job.describe(), flush=True))
+
+
+def copy_if_uncollapsed(out: Path, base: str, row: str, seed: int) -> bool:
+    """Makes OUT/<row>/seed<k> the base row's run when that run never collapsed at a validation (a
+    restart row then computes exactly the same: it only acts on a collapse). False when it collapsed
+    or is not finished, so the row must train. The copy says where it came from (same_as.json)."""
+    src = out / base / f"seed{seed}"
+    if not (src / "eval" / "test.json").is_file() or not (src / "summary.json").is_file():
+        return False
+    summary = json.loads((src / "summary.json").read_text())
+    if (summary.get("collapse") or {}).get("collapsed_at") is not None or summary.get("restarts"):
+        return False
+    dst = out / row / f"seed{seed}"
+    if dst.exists():
+        shutil.rmtree(dst)  # an unfinished earlier attempt: the copy replaces it whole
+    tmp = dst.with_name(dst.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    (tmp / "same_as.json").write_text(
+        json.dumps(
+            {
+                "run": f"{base}/seed{seed}",
+                "reason": f"{base} seed {seed} never collapsed at a validation, so {row} (which differs from "
+                "it only in what a collapse triggers) computes the same run",
+            },
+            indent=2,
+        )
+    )
+    tmp.rename(dst)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,20 +288,33 @@ def main(argv: list[str] | None = None) -> int:
             return rc
 
     start = time.time()
-    todo = []
-    for seed in args.seeds:  # seed-major: a partial measurement has every configuration's first seeds
-        for row in rows:
-            run_dir = out / row["name"] / f"seed{seed}"
-            if (run_dir / "eval" / "test.json").is_file():
-                continue
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(out), "--data", str(data)]
-            cmd += ["--scale", args.scale, "--device", args.device, "--row-process", row["name"], str(seed)]
-            todo.append(Job(f"{row['name']} seed {seed}", cmd, run_dir / "experiment.log"))
-    if todo:
-        pool = JobPool(min(args.jobs, len(todo)), args.device)
-        print(f"stability: {len(todo)} run(s) to go, {pool.jobs} at a time; logs in {out}/<row>/seed<k>/experiment.log")
-        with pool:
-            pool.run(todo, on_end=lambda job: print(job.describe(), flush=True))
+    names = {r["name"] for r in rows}
+
+    def job(row: str, seed: int):
+        run_dir = out / row / f"seed{seed}"
+        if (run_dir / "eval" / "test.json").is_file():
+            return None
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(out), "--data", str(data)]
+        cmd += ["--scale", args.scale, "--device", args.device, "--row-process", row, str(seed)]
+        return Job(f"{row} seed {seed}", cmd, run_dir / "experiment.log")
+
+    # seed-major, a few seeds at a time: a partial measurement has every configuration's first seeds;
+    # the restart rows of a chunk follow its base runs (trained only where those collapsed)
+    chunk = max(1, args.jobs)
+    for i in range(0, len(args.seeds), chunk):
+        seeds = args.seeds[i : i + chunk]
+        first = [j for s in seeds for r in rows if r["name"] not in SAME_UNTIL_COLLAPSE if (j := job(r["name"], s))]
+        run_jobs(first, args, out, JobPool, phase=f"seeds {' '.join(map(str, seeds))}")
+        second = []
+        for s in seeds:
+            for row, base in SAME_UNTIL_COLLAPSE.items():
+                if row not in names or not (j := job(row, s)):
+                    continue
+                if base in names and copy_if_uncollapsed(out, base, row, s):
+                    print(f"{row} seed {s}: the {base} run (no collapse at any validation, so no restart)", flush=True)
+                else:
+                    second.append(j)
+        run_jobs(second, args, out, JobPool, phase=f"seeds {' '.join(map(str, seeds))}, restart rows")
     minutes = (time.time() - start) / 60
     print(
         f"\nstability: scale {args.scale}, seeds {' '.join(map(str, args.seeds))}, --jobs {args.jobs}, "
