@@ -232,6 +232,20 @@ def print_report(mode: str, official: dict, report: dict) -> None:
         )
 
 
+def composite_instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                            use_input_stats=True, momentum=0.1, eps=1e-5):  # fmt: skip
+    """torch.nn.functional.instance_norm for the models here (statistics of the input, no running
+    ones), in elementary autograd operations: no fused backward kernel involved."""
+    dims = tuple(range(2, x.dim()))
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, keepdim=True, unbiased=False)
+    y = (x - mean) / torch.sqrt(var + eps)
+    if weight is not None:
+        shape = (1, -1) + (1,) * len(dims)
+        y = y * weight.view(shape) + bias.view(shape)
+    return y
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkout", type=Path, default=DEFAULT_CHECKOUT)
@@ -258,8 +272,16 @@ def main() -> None:
         action="store_true",
         help="fp32: also compare each implementation's step with the float64 step (float32 rounding's size)",
     )
+    p.add_argument(
+        "--composite-instance-norm",
+        action="store_true",
+        help="both implementations normalise with a composite instance norm (mean/var in autograd) instead "
+        "of torch's fused kernel: tells a difference caused by that kernel's backward from one in the step",
+    )
     p.add_argument("--write-fixture", type=Path, metavar="DIR")
     a = p.parse_args()
+    if a.composite_instance_norm:
+        torch.nn.functional.instance_norm = composite_instance_norm  # nn.InstanceNorm2d calls F.instance_norm
     dtype = {"fp32": torch.float32, "fp64": torch.float64}[a.dtype]
     torch.set_default_dtype(dtype)  # both implementations build their weights and constants in it
     torch.manual_seed(a.seed)

@@ -259,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", help="only these configurations")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="seeds per round: their base runs, then their restart rows (default: all seeds in one round)",
+    )
     p.add_argument("--row-process", nargs=2, metavar=("ROW", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -299,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         return Job(f"{row} seed {seed}", cmd, run_dir / "experiment.log")
 
     # seed-major, a few seeds at a time: a partial measurement has every configuration's first seeds;
-    # the restart rows of a chunk follow its base runs (trained only where those collapsed)
-    chunk = max(1, args.jobs)
+    # the restart rows of a chunk follow its base runs (trained only where those collapsed); a chunk
+    # of --chunk seeds keeps --jobs slots busy (a chunk's last run may run alone)
+    chunk = args.chunk or len(args.seeds)
     for i in range(0, len(args.seeds), chunk):
         seeds = args.seeds[i : i + chunk]
         first = [j for s in seeds for r in rows if r["name"] not in SAME_UNTIL_COLLAPSE if (j := job(r["name"], s))]
