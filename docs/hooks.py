@@ -29,8 +29,10 @@ sys.path.insert(0, str(ROOT / "src"))  # the checkout's code, also when the pack
 
 # ----------------------------------------------------------------------------- configuration reference
 def _field_comments(path: Path) -> dict[tuple[str, str], str]:
-    """(class name, field name) -> the comment on the field's line in the source."""
+    """(class name, field name) -> the comment on the field's line in the source or, when that line has
+    none, the comment lines right above the field."""
     source = path.read_text()
+    lines = source.splitlines()
     comments = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
@@ -40,7 +42,13 @@ def _field_comments(path: Path) -> dict[tuple[str, str], str]:
         if isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                    out[(node.name, item.target.id)] = comments.get(item.lineno, "")
+                    text = comments.get(item.lineno, "")
+                    above = item.lineno - 1
+                    while not text and above in comments and lines[above - 1].lstrip().startswith("#"):
+                        above -= 1
+                    if not text and above < item.lineno - 1:
+                        text = " ".join(comments[n] for n in range(above + 1, item.lineno))
+                    out[(node.name, item.target.id)] = text
     return out
 
 
