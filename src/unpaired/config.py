@@ -58,7 +58,7 @@ class ModelConfig:
     n_blocks: int = 9  # generator residual blocks
     n_layers_d: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
     gan_mode: str = "lsgan"  # lsgan | vanilla | nonsaturating
-    init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN networks)
+    init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN; StyleGAN2 nets use equalized learning rate)
     # DiffAugment for the discriminator(s): "" (off, the references) or groups of color, translation,
     # cutout, e.g. "color,translation,cutout" (unpaired.nets.diffaugment)
     d_augment: str = ""
@@ -93,9 +93,9 @@ class DataConfig:
     root: str | None = None  # folder with trainA/ and trainB/
     image_a: str | None = None  # single mode: the domain-A image (default: the one in root/trainA)
     image_b: str | None = None  # single mode: the domain-B image (default: the one in root/trainB)
-    zoom_max: float = 3.0  # single mode: crops come from zooms in [1/zoom_max, 1] of the image
-    epoch_length: int = 100000  # single mode: crops per "epoch" (the reference pretends 100,000)
-    channels: int = 3  # 1 (grayscale) or 3 (RGB); images are converted on load
+    zoom_max: float = 3.0  # single mode: each minibatch zooms the image by a factor in [1/zoom_max, 1] per axis
+    epoch_length: int = 100000  # single mode: crops per "epoch", the LR schedule unit (the reference: 100,000)
+    channels: int = 3  # 1 (grayscale) or 3 (RGB); images are converted on load (alpha over white)
     crop_size: int = 256  # random crop size (multiple of 4, >= 32)
     # square resize before the crop; None = crop_size * 286/256; in the decay epochs images are resized
     # to the crop size, as the reference does
@@ -122,7 +122,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"  # fp32 | bf16 (autocast anywhere) | fp16 (loss scaling, CUDA only)
     compile: str = "auto"  # auto | off | compile: how the training step runs (unpaired.step)
-    deterministic: bool = False  # ask PyTorch for deterministic kernels (CUDA; unpaired.devices)
+    deterministic: bool = False  # deterministic kernels on CUDA (unpaired.devices); changes nothing on the CPU
     log_every: int = 10  # iterations between metrics.jsonl / TensorBoard entries
     sample_every: int = 500  # iterations between triptych PNGs (0 = never)
     save_every: int = 1000  # iterations between checkpoints (0 = only at the end); one is written at every stop
