@@ -175,13 +175,16 @@ def latex_to_mathml(markdown: str) -> str:
             if block is None:
                 block = []
             else:
-                out.append(convert(" ".join(block), display="block"))
+                # in a div of its own: spacing, and a wide equation scrolls instead of overflowing
+                out.append(f'<div class="math-block">{convert(" ".join(block), display="block")}</div>')
                 block = None
             continue
         if block is not None:
             block.append(line.strip())
             continue
-        out.append(_INLINE.sub(lambda m: convert(m.group(1)), line))
+        # in a span: Markdown takes a line that starts with <math> for a block of HTML and breaks the
+        # paragraph there
+        out.append(_INLINE.sub(lambda m: f'<span class="math">{convert(m.group(1))}</span>', line))
     if block is not None:
         raise ValueError("a $$ block is not closed")
     return "\n".join(out)

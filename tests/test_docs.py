@@ -93,6 +93,9 @@ def test_latex_becomes_mathml_outside_code():
     md = "a \\(x^2\\) b\n\n$$\n\\frac{a}{b}\n$$\n\n```python\nx = '\\(y\\)'\n```\n"
     out = hooks.latex_to_mathml(md)
     assert out.count("<math") == 2 and "<mfrac>" in out
+    # inline maths stays inside its paragraph: a line must not start with <math> (an HTML block)
+    assert not any(line.startswith("<math") for line in hooks.latex_to_mathml("\\(x\\) starts a line").split("\n"))
+    assert '<div class="math-block"><math' in out
     assert "x = '\\(y\\)'" in out  # code is left alone
     with pytest.raises(ValueError, match="not closed"):
         hooks.latex_to_mathml("$$\nx\n")
