@@ -29,8 +29,10 @@ sys.path.insert(0, str(ROOT / "src"))  # the checkout's code, also when the pack
 
 # ----------------------------------------------------------------------------- configuration reference
 def _field_comments(path: Path) -> dict[tuple[str, str], str]:
-    """(class name, field name) -> the comment on the field's line in the source."""
+    """(class name, field name) -> the comment on the field's line in the source or, when that line has
+    none, the comment lines right above the field."""
     source = path.read_text()
+    lines = source.splitlines()
     comments = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
@@ -40,7 +42,13 @@ def _field_comments(path: Path) -> dict[tuple[str, str], str]:
         if isinstance(node, ast.ClassDef):
             for item in node.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                    out[(node.name, item.target.id)] = comments.get(item.lineno, "")
+                    text = comments.get(item.lineno, "")
+                    above = item.lineno - 1
+                    while not text and above in comments and lines[above - 1].lstrip().startswith("#"):
+                        above -= 1
+                    if not text and above < item.lineno - 1:
+                        text = " ".join(comments[n] for n in range(above + 1, item.lineno))
+                    out[(node.name, item.target.id)] = text
     return out
 
 
@@ -167,13 +175,16 @@ def latex_to_mathml(markdown: str) -> str:
             if block is None:
                 block = []
             else:
-                out.append(convert(" ".join(block), display="block"))
+                # in a div of its own: spacing, and a wide equation scrolls instead of overflowing
+                out.append(f'<div class="math-block">{convert(" ".join(block), display="block")}</div>')
                 block = None
             continue
         if block is not None:
             block.append(line.strip())
             continue
-        out.append(_INLINE.sub(lambda m: convert(m.group(1)), line))
+        # in a span: Markdown takes a line that starts with <math> for a block of HTML and breaks the
+        # paragraph there
+        out.append(_INLINE.sub(lambda m: f'<span class="math">{convert(m.group(1))}</span>', line))
     if block is not None:
         raise ValueError("a $$ block is not closed")
     return "\n".join(out)

@@ -1,5 +1,5 @@
-"""The public Python API: the README example, Python == CLI, the registry, callbacks, the step
-object, logged diagnostics, old checkpoints, the one image-listing rule."""
+"""The public Python API: the documented example (docs/guides/training.md), Python == CLI, the
+registry, callbacks, the step object, logged diagnostics, old checkpoints, the one image-listing rule."""
 
 import json
 import math
@@ -21,23 +21,23 @@ from unpaired.cli import main
 from unpaired.config import ConfigError, ModelConfig
 from unpaired.methods import build_generator
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "training.md"
 
 
-def readme_python_example() -> str:
-    text = README.read_text()
-    section = text[text.index("### Python API") :]
+def documented_python_example() -> str:
+    text = GUIDE.read_text()
+    section = text[text.index("## Python API") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 @needs_inception
-def test_readme_python_api_example_runs_as_written(tmp_path, monkeypatch):
+def test_documented_python_api_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     for folder, n, seed in (("trainA", 4, 1), ("trainB", 4, 2), ("testA", 3, 3), ("testB", 3, 4)):
         write_images(tmp_path / "datasets" / "p2o" / folder, n, size=(72, 72), seed=seed)
     namespace: dict = {}
-    exec(compile(readme_python_example(), "README.md", "exec"), namespace)
+    exec(compile(documented_python_example(), str(GUIDE), "exec"), namespace)
     assert namespace["summary"]["iteration"] == 20
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000.png", "001.png", "002.png"]
     assert len(namespace["several"]) == 2 and namespace["several"][1].mode == "L"

@@ -4,6 +4,7 @@ import copy
 import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ def inputs(channels: int = 3):
 
 
 def run_raw(kind: str, path, x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """The export run without this package's loaders, padded by the README's recipe."""
+    """The export run without this package's loaders, padded by the documented recipe."""
     h, w = x.shape[-2:]
     xp = pad_to_multiple(x, multiple)
     if kind == "torchscript":
@@ -324,25 +325,26 @@ def test_export_cli_reports_and_errors(checkpoints, tmp_path, capsys, monkeypatc
     assert not (tmp_path / "g.onnx").exists()
 
 
-def readme_export_example() -> str:
-    import re
-    from pathlib import Path
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "inference.md"
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+def documented_export_example() -> str:
+    text = GUIDE.read_text()
     section = text[text.index("## Export") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 @needs_onnx
-def test_readme_onnx_recipe_runs_as_written(exports, tmp_path, monkeypatch):
-    """The README's numpy + onnxruntime recipe (padding included) gives translate's output."""
+def test_documented_onnx_recipe_runs_as_written(exports, tmp_path, monkeypatch):
+    """The documented numpy + onnxruntime recipe (docs/guides/inference.md, padding included) gives
+    translate's output."""
     import shutil
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(exports["cut", "onnx"], tmp_path / "h2z.onnx")
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (45, 77, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
-    exec(compile(readme_export_example(), "README.md", "exec"), {})
+    exec(compile(documented_export_example(), str(GUIDE), "exec"), {})
     ours = unpaired.load(tmp_path / "h2z.onnx", device="cpu")(Image.open(tmp_path / "photo.jpg"))
     recipe = np.asarray(Image.open(tmp_path / "translated.png"), dtype=int)
     assert recipe.shape == (45, 77, 3) and np.abs(recipe - np.asarray(ours, dtype=int)).max() == 0

@@ -58,7 +58,7 @@ class ModelConfig:
     n_blocks: int = 9  # generator residual blocks
     n_layers_d: int = 3  # PatchGAN depth (3 = 70x70 receptive field)
     gan_mode: str = "lsgan"  # lsgan | vanilla | nonsaturating
-    init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN networks)
+    init_gain: float = 0.02  # xavier-normal gain (ResNet / PatchGAN; StyleGAN2 nets use equalized learning rate)
     # DiffAugment for the discriminator(s): "" (off, the references) or groups of color, translation,
     # cutout, e.g. "color,translation,cutout" (unpaired.nets.diffaugment)
     d_augment: str = ""
@@ -93,35 +93,40 @@ class DataConfig:
     root: str | None = None  # folder with trainA/ and trainB/
     image_a: str | None = None  # single mode: the domain-A image (default: the one in root/trainA)
     image_b: str | None = None  # single mode: the domain-B image (default: the one in root/trainB)
-    zoom_max: float = 3.0  # single mode: crops come from zooms in [1/zoom_max, 1] of the image
-    epoch_length: int = 100000  # single mode: crops per "epoch" (the reference pretends 100,000)
-    channels: int = 3  # 1 (grayscale) or 3 (RGB); images are converted on load
-    crop_size: int = 256
-    load_size: int | None = None  # resize before cropping; None = crop_size * 286/256
+    zoom_max: float = 3.0  # single mode: each minibatch zooms the image by a factor in [1/zoom_max, 1] per axis
+    epoch_length: int = 100000  # single mode: crops per "epoch", the LR schedule unit (the reference: 100,000)
+    channels: int = 3  # 1 (grayscale) or 3 (RGB); images are converted on load (alpha over white)
+    crop_size: int = 256  # random crop size (multiple of 4, >= 32)
+    # square resize before the crop; None = crop_size * 286/256; in the decay epochs images are resized
+    # to the crop size, as the reference does
+    load_size: int | None = None
     flip: bool = True  # random horizontal flip
-    batch_size: int = 1
-    num_workers: int = 2  # data-loading processes (0 = load in the main process)
+    batch_size: int = 1  # images per iteration (per process under torchrun)
+    # data-loading processes (0 = load in the main process; persistent, pinned memory on CUDA); results do
+    # not depend on it
+    num_workers: int = 2
     strict: bool = False  # stop at an unreadable image instead of skipping it
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 200  # epochs at the initial learning rate
-    epochs_decay: int = 200  # epochs of linear decay to zero
+    # epochs of linear decay to zero (the LR steps once per epoch; an epoch is max(|A|, |B|) images)
+    epochs_decay: int = 200
     iters: int | None = None  # stop after this many iterations in total (None = all epochs)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr: float = 2e-4  # Adam learning rate of G, D and F
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
     adam_eps: float = 1e-8  # Adam's epsilon (PyTorch's default, as the reference)
-    seed: int = 0
+    seed: int = 0  # weights, sampling and augmentation (bit-identical on the CPU at a fixed thread count)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    precision: str = "fp32"  # fp32 | bf16 (autocast anywhere) | fp16 (loss scaling, CUDA only)
     compile: str = "auto"  # auto | off | compile: how the training step runs (unpaired.step)
-    deterministic: bool = False  # ask PyTorch for deterministic kernels (CUDA; unpaired.devices)
+    deterministic: bool = False  # deterministic kernels on CUDA (unpaired.devices); changes nothing on the CPU
     log_every: int = 10  # iterations between metrics.jsonl / TensorBoard entries
     sample_every: int = 500  # iterations between triptych PNGs (0 = never)
-    save_every: int = 1000  # iterations between checkpoints (0 = only at the end)
-    val_every: int = 0  # validate on the val split every N val_units (0 = never)
+    save_every: int = 1000  # iterations between checkpoints (0 = only at the end); one is written at every stop
+    val_every: int = 0  # validate on the val split every N val_units (0 = never), and once more at the end
     val_unit: str = "epoch"  # epoch | iter
     val_num: int | None = None  # at most this many val images (None = all)
     val_metric: str = "fid"  # fid | kid: which one picks the best checkpoint
@@ -129,7 +134,7 @@ class TrainConfig:
     # when validation finds the run collapsed: warn (go on) | stop (with a checkpoint) | restart (roll
     # back to the last healthy validation with new random streams, at most max_restarts times)
     on_collapse: str = "warn"
-    max_restarts: int = 3
+    max_restarts: int = 3  # on_collapse restart: restarts before the next collapse stops the run
 
 
 # method name -> its options class (CUTConfig for cut, fastcut, ...). unpaired.methods.register_method

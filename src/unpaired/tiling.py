@@ -44,7 +44,7 @@ def padded_size(h: int, w: int, multiple: int, minimum: int = 8) -> tuple[int, i
 def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 8) -> torch.Tensor:
     """Pad (B, C, H, W) at the bottom and right to :func:`padded_size`: reflect padding, or replicate
     where the pad is not smaller than the side (reflect cannot pad that far). This is the padding
-    recipe for running an exported generator too (README, Export)."""
+    recipe for running an exported generator too (docs/guides/inference.md, Export)."""
     h, w = x.shape[-2:]
     ph, pw = padded_size(h, w, multiple, minimum)
     if (ph, pw) == (h, w):

@@ -73,7 +73,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     print(
         f"  input: (N, {meta['channels']['in']}, H, W) float32 in [-1, 1], H and W multiples of "
-        f"{meta['input_multiple']} (at least {meta['minimum_size']}): pad as README > Export shows"
+        f"{meta['input_multiple']} (at least {meta['minimum_size']}): pad as docs/guides/inference.md#export shows"
         + ("; optional 'origin' (y, x) of a tile, for the fixed noise" if meta["origin_input"] else "")
     )
     if "check" in meta:
@@ -163,7 +163,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "iterations). safetensors (default) loads with 'unpaired translate' and "
         "unpaired.load(); TorchScript and ONNX run without this package, on inputs "
         "of any height and width that are multiples of the input multiple (pad as "
-        "README > Export shows). The written file is checked against PyTorch.",
+        "docs/guides/inference.md#export shows). The written file is checked against PyTorch.",
     )
     ex.add_argument("run", metavar="RUN_or_FILE", help="run folder or checkpoint file")
     ex.add_argument(

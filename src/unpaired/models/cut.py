@@ -28,16 +28,16 @@ from .optim import adam
 class CUTConfig(ModelConfig):
     """Options of CUT, FastCUT and SinCUT (the ``model:`` section)."""
 
-    lambda_gan: float = 1.0
-    lambda_nce: float = 1.0
-    nce_idt: bool = True  # identity PatchNCE on domain B (CUT)
-    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
+    lambda_gan: float = 1.0  # weight of the GAN loss
+    lambda_nce: float = 1.0  # weight of PatchNCE (FastCUT 10, SinCUT 4)
+    nce_idt: bool = True  # identity PatchNCE on domain B (CUT): loss_G = GAN + (NCE_X + NCE_Y)/2
+    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])  # G layers tapped (reference indices)
     num_patches: int = 256  # sampled locations per layer
-    nce_temperature: float = 0.07
+    nce_temperature: float = 0.07  # tau of the PatchNCE softmax
     nce_negatives: str = "image"  # image (CUT/FastCUT) | batch (SinCUT)
-    focal_gamma: float = 0.0  # 0 with alpha 1 = cross-entropy PatchNCE
-    focal_alpha: float = 1.0
-    flip_equivariance: bool = False  # FastCUT's flip augmentation
+    focal_gamma: float = 0.0  # focal PatchNCE gamma; 0 with alpha 1 = the paper's cross-entropy
+    focal_alpha: float = 1.0  # focal PatchNCE alpha (0.25 also divides the NCE weight by 4)
+    flip_equivariance: bool = False  # FastCUT's flip of the input with p = 0.5, features flipped back
     projector_dim: int = 256  # width of the projection head F
     generator: str = "resnet"  # resnet (CUT) | stylegan2 (SinCUT)
     discriminator: str = "patchgan"  # patchgan (CUT) | stylegan2 (SinCUT)
