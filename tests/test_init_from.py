@@ -119,7 +119,7 @@ def one_line_error(capsys, *argv) -> str:
 
 def test_missing_source_is_one_line(tmp_path, capsys):
     err = one_line_error(capsys, "--init-from", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), *FAST)
-    assert "nowhere does not exist" in err
+    assert f"--init-from {tmp_path / 'nowhere'} does not exist" in err
     assert not (tmp_path / "r").exists()
 
 

@@ -384,6 +384,8 @@ def init_settings(source: str | Path, method: str | None = None) -> tuple[str | 
     sized by those layers). ``method``: the run's method when it is already chosen (its family picks
     the networks: G, D, F or G_A, G_B, D_A, D_B). A file that is not what its place says, or a
     variant unpaired does not build, is one line of :class:`OfficialFileError`."""
+    if not Path(source).exists():
+        raise CheckpointError(f"--init-from {source} does not exist; give an official run folder or its *_net_G.pth")
     G = read_generator(source)
     method = method or G.method
     family = family_of(method)
