@@ -83,9 +83,7 @@ def test_trainer_starts_from_the_official_networks_with_fresh_optimizers(dataset
         assert entry["file"] == str(f.resolve()) and entry["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
-def test_train_one_iteration_records_the_source_and_resume_does_not_reapply(
-    dataset_dir, tmp_path, capsys, monkeypatch
-):
+def test_train_one_iteration_records_the_source_and_resume_does_not_reapply(dataset_dir, tmp_path, capsys, monkeypatch):
     run, source = tmp_path / "run", tmp_path / "official"
     shutil.copytree(FIXTURES / "cut", source)
     cmd = ["train", "--init-from", str(source), "--data", str(dataset_dir), "--out", str(run), *FAST]
