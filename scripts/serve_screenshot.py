@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Use `unpaired serve` in headless Chromium as a person would, and save screenshots.
 
-    PYTHONPATH=src python scripts/serve_screenshot.py RUN_DIR IMAGE_FOLDER --out DIR [--n 6]
+    PYTHONPATH=src python scripts/serve_screenshot.py RUN_or_FILE IMAGE_FOLDER --out DIR [--n 6]
+        [--expect-name TEXT] [--expect-facts TEXT]
 
-Starts ``unpaired serve RUN_DIR --port 0``, opens the page in Debian's ``chromium`` (driven over
+Starts ``unpaired serve RUN_or_FILE --port 0`` (a run folder, a checkpoint, an export, or a generator
+file of the official CUT / CycleGAN code), opens the page in Debian's ``chromium`` (driven over
 ``--remote-debugging-pipe``: the DevTools protocol on two pipes, so nothing but the standard
 library is needed), picks the first N images of IMAGE_FOLDER plus a text file named like an image
 in the page's file chooser, and writes to DIR:
@@ -17,7 +19,8 @@ in the page's file chooser, and writes to DIR:
 Checks (exit 1 with a message when one fails): every request the browser made went to the server
 (external host names are also made unresolvable, as on a machine without internet); each file in
 the page's zip equals the server's PNG for that input; the bad file shows the CLI's message; Ctrl-C
-(SIGINT) stops the server with "stopped". Needs: apt-get install chromium.
+(SIGINT) stops the server with "stopped"; with --expect-name / --expect-facts, the page's heading
+and its line of facts contain that text. Needs: apt-get install chromium.
 """
 
 from __future__ import annotations
@@ -137,6 +140,8 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="folder for the screenshots and the zip")
     ap.add_argument("--n", type=int, default=6, help="how many photos (default 6)")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    ap.add_argument("--expect-name", help="text the page's heading (the model's name) must contain")
+    ap.add_argument("--expect-facts", help="text the line under it (method, iterations, crops) must contain")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -201,6 +206,13 @@ def main() -> int:
             print(f"wrote {out / name}")
 
         screenshot("1-empty.png")
+        heading = evaluate("document.getElementById('model-name').textContent")
+        facts = evaluate("document.getElementById('model-facts').textContent")
+        print(f"page heading: {heading!r}\npage facts: {facts!r}")
+        if args.expect_name and args.expect_name not in heading:
+            fail(f"the page's heading {heading!r} does not contain {args.expect_name!r}")
+        if args.expect_facts and args.expect_facts not in facts:
+            fail(f"the page's facts {facts!r} do not contain {args.expect_facts!r}")
         root = browser.send("DOM.getDocument", s)["root"]["nodeId"]
         chooser = browser.send("DOM.querySelector", s, nodeId=root, selector="#files")["nodeId"]
         started = time.time()

@@ -125,9 +125,9 @@ def _shape(t: Any) -> str:
     return "x".join(map(str, t.shape)) if hasattr(t, "shape") else type(t).__name__
 
 
-def load_module_state(module: torch.nn.Module, state: dict[str, Any], path: str | Path, what: str) -> None:
-    """``module.load_state_dict(state)``, or one :class:`CheckpointError` line naming the first keys and
-    shapes that do not match (a file edited by hand, or weights of another method or width)."""
+def state_mismatch(module: torch.nn.Module, state: dict[str, Any]) -> str | None:
+    """The first keys and shapes of ``state`` that do not fit ``module`` (missing, unexpected, other
+    shapes), as one phrase; None when it loads."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -145,11 +145,17 @@ def load_module_state(module: torch.nn.Module, state: dict[str, Any], path: str 
         + ([f"unexpected {first(unexpected)}"] if unexpected else [])
         + ([first(shapes, 2)] if shapes else [])
     )
-    if parts:
+    return "; ".join(parts) if parts else None
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, Any], path: str | Path, what: str) -> None:
+    """``module.load_state_dict(state)``, or one :class:`CheckpointError` line naming the first keys and
+    shapes that do not match (a file edited by hand, or weights of another method or width)."""
+    problem = state_mismatch(module, state)
+    if problem:
         raise CheckpointError(
-            f"{path}: its weights do not fit {what} its configuration describes ("
-            + "; ".join(parts)
-            + f"); the file was altered or mixed up: {NOT_OURS}"
+            f"{path}: its weights do not fit {what} its configuration describes ({problem}); "
+            f"the file was altered or mixed up: {NOT_OURS}"
         )
     module.load_state_dict(state)
 

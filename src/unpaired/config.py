@@ -37,6 +37,7 @@ __all__ = [
     "RUNTIME_FIELDS",
     "all_model_options",
     "apply_dict",
+    "canonical_key",
     "diff",
     "load_yaml",
     "model_options",
@@ -260,6 +261,14 @@ def _coerce(value: Any, fld: dataclasses.Field, where: str) -> Any:
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return value
     return value
+
+
+def canonical_key(cfg: Config, key: str) -> str:
+    """``section.field`` of a key as :func:`set_value` reads it (a bare field name is looked up)."""
+    if "." in key:
+        return key
+    owners = [s for s, names in _section_fields(cfg).items() if key in names]
+    return f"{owners[0]}.{key}" if len(owners) == 1 else f"model.{key}"
 
 
 def set_value(cfg: Config, key: str, value: Any, source: str = "--set") -> None:

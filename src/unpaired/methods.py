@@ -25,11 +25,13 @@ from .config import (
     Config,
     ConfigError,
     apply_dict,
+    canonical_key,
     load_yaml,
     parse_override,
     resolve,
     set_value,
 )
+from .models import official
 from .models.cut import CUT
 from .models.cyclegan import CycleGAN
 
@@ -175,14 +177,20 @@ def build_config(
     base: Config | None = None,
     settings: Sequence[tuple[str, Settings]] = (),
     overrides: Iterable[str] = (),
+    init_from: str | Path | None = None,
 ) -> Config:
     """The one way a configuration is made (CLI, Python API, profile, sweep, experiment, demo).
 
     ``method``: a registered method (``cut``, ``fastcut``, ...); else the YAML ``file``'s
-    ``model.name``; else ``base`` (e.g. the saved config of a run being resumed). Then, in order:
-    the method's preset, the YAML ``file``, each ``(source, {key: value})`` of ``settings`` (flags;
-    ``source`` names them in errors), and the ``key=value`` strings of ``overrides`` (``--set``).
-    Returns a resolved, validated config."""
+    ``model.name``; else ``base`` (e.g. the saved config of a run being resumed); else, with
+    ``init_from``, the method of the official files. Then, in order: the method's preset, the YAML
+    ``file``, each ``(source, {key: value})`` of ``settings`` (flags; ``source`` names them in
+    errors), and the ``key=value`` strings of ``overrides`` (``--set``).
+
+    ``init_from``: an official run folder or generator file (``train --init-from``): the
+    architecture its networks have (``unpaired.models.official.init_settings``) is set last; a file,
+    flag or override that asks for another value of one of those settings is a :class:`ConfigError`
+    naming it. Returns a resolved, validated config."""
     file_cfg = load_yaml(file) if file else {}
     if not isinstance(file_cfg, dict):
         raise ConfigError(f"{file}: expected a mapping of sections (model, data, train)")
@@ -190,6 +198,11 @@ def build_config(
     if method and file_name and method != file_name:
         raise ConfigError(f"--model {method} contradicts model.name: {file_name} in {file}")
     name = method or file_name
+    init: dict[str, Any] = {}
+    if init_from is not None:
+        found, init = official.init_settings(init_from, name or (base.model.name if base is not None else None))
+        if not name and base is None:
+            name = found
     if name:
         m = get_method(name)
         cfg = Config(model=m.config_class(name=name))
@@ -201,19 +214,39 @@ def build_config(
         raise ConfigError(
             "choose a model with --model (" + ", ".join(method_names()) + ") or a --config file that sets model.name"
         )
+    explicit = {}  # section.field -> the source that set it last (a file, a flag, --set)
+    for section, values in file_cfg.items() if init else ():
+        for key in values if isinstance(values, Mapping) else ():
+            explicit[f"{section}.{key}"] = str(file)
     for source, values in settings:
         for key, value in values.items():
             set_value(cfg, key, value, source=source)
+            explicit[canonical_key(cfg, key)] = source
     for item in overrides:
-        set_value(cfg, *parse_override(item))
+        key, value = parse_override(item)
+        set_value(cfg, key, value)
+        explicit[canonical_key(cfg, key)] = f"--set {key}"
+    for key, want in init.items():
+        section, field_name = key.split(".", 1)
+        have = getattr(getattr(cfg, section), field_name)
+        if key in explicit and have != want:
+            raise ConfigError(
+                f"{explicit[key]}: {key} {have!r} contradicts --init-from {init_from}, whose networks have "
+                f"{key} {want!r}; leave it out (the architecture is read from the official files)"
+            )
+        set_value(cfg, key, want, source=f"--init-from {init_from}")
     return resolve(cfg)
 
 
-def preset(name: str, **overrides: Any) -> Config:
+def preset(name: str, init_from: str | Path | None = None, **overrides: Any) -> Config:
     """The resolved configuration of a registered method, with any settings changed by keyword:
     a field name (``crop_size=64``, ``root="datasets/h2z"``, ``focal_gamma=3``) or, through
-    ``**{"model.ngf": 32}``, a dotted key. Derived values (``data.load_size``) follow the overrides."""
-    return build_config(name, settings=[("preset()", overrides)] if overrides else ())
+    ``**{"model.ngf": 32}``, a dotted key. Derived values (``data.load_size``) follow the overrides.
+
+    ``init_from``: an official run folder or generator file whose networks the run will start from
+    (pass it to :class:`~unpaired.training.trainer.Trainer` too): the configuration takes their
+    architecture (``ngf``, blocks, norm, ...); a keyword that contradicts it is a :class:`ConfigError`."""
+    return build_config(name, settings=[("preset()", overrides)] if overrides else (), init_from=init_from)
 
 
 def build_model(cfg: Config) -> torch.nn.Module:

@@ -7,6 +7,7 @@
     RUN_DIR/checkpoints/best.pt       weights with the best validation score (when validating)
     RUN_DIR/metrics.jsonl             one JSON object per logged iteration (losses, stats) or validation
     RUN_DIR/summary.json              written when training stops
+    RUN_DIR/init_from.json            where the weights came from (``train --init-from``; written once)
     RUN_DIR/samples/iter_NNNNNNN.png  triptychs real_A | fake_B | real_B
     RUN_DIR/tensorboard/              the scalars of metrics.jsonl for TensorBoard
     RUN_DIR/eval/<split>.json         scores of ``unpaired evaluate run``
@@ -70,6 +71,11 @@ class RunFolder:
         return self.path / "summary.json"
 
     @property
+    def init_from(self) -> Path:
+        """``init_from.json``: the official files a ``train --init-from`` run started from."""
+        return self.path / "init_from.json"
+
+    @property
     def samples(self) -> Path:
         return self.path / "samples"
 
@@ -121,6 +127,10 @@ class RunFolder:
     def read_summary(self) -> dict[str, Any] | None:
         """summary.json, or None before the run first stopped; ``ValueError`` if damaged."""
         return json.loads(self.summary.read_text()) if self.summary.is_file() else None
+
+    def read_init_from(self) -> dict[str, Any] | None:
+        """init_from.json, or None for a run that started from fresh weights; ``ValueError`` if damaged."""
+        return json.loads(self.init_from.read_text()) if self.init_from.is_file() else None
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every record of metrics.jsonl (empty when there is none); ``ValueError`` on a damaged line."""

@@ -43,11 +43,17 @@ TRAIN_FLAGS = {
 
 
 def train_config(args: argparse.Namespace) -> Config:
-    """preset < config file < saved run (when neither is given) < flags < --set."""
+    """preset < config file < saved run (when neither is given) < flags < --set; with --init-from,
+    the architecture of the official files (a flag or --set contradicting it is an error)."""
     saved = RunFolder(args.out).config if args.out else None
     base = Config.from_dict(load_yaml(saved), strict=False) if saved is not None and saved.is_file() else None
     return build_config(
-        args.model, file=args.config, base=base, settings=flag_settings(args, TRAIN_FLAGS), overrides=args.set or []
+        args.model,
+        file=args.config,
+        base=base,
+        settings=flag_settings(args, TRAIN_FLAGS),
+        overrides=args.set or [],
+        init_from=args.init_from,
     )
 
 
@@ -67,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.out:
         raise ConfigError("--out RUN_DIR is required to train (it receives checkpoints, logs and samples)")
 
-    summary = Trainer(cfg, args.out, show_progress=not args.quiet).fit()
+    summary = Trainer(cfg, args.out, show_progress=not args.quiet, init_from=args.init_from).fit()
     if "checkpoint" not in summary:  # a torchrun process other than rank 0: rank 0 reports
         return 0
     if args.json:
@@ -96,6 +102,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--image-b", metavar="FILE", help="sincut: the target image (instead of the one in DIR/trainB)")
     t.add_argument("--out", metavar="RUN_DIR", help="run folder: checkpoints, metrics.jsonl, tensorboard/, samples/")
     t.add_argument("--config", metavar="FILE.yaml", help="YAML file with model/data/train sections")
+    t.add_argument(
+        "--init-from",
+        metavar="DIR_OR_FILE",
+        help="start from the networks of the official CUT/FastCUT/SinCUT/CycleGAN code: a folder with "
+        "latest_net_G.pth (or G_A), or one <epoch>_net_G.pth; D and F (D_A, D_B, G_B) beside it are used too; "
+        "architecture from the files, fresh optimizers; --model defaults to the method of its train_opt.txt. "
+        "Applied when the run starts, never on resume",
+    )
     t.add_argument("--size", type=int, help="training crop size (default 256)")
     t.add_argument("--load-size", type=int, help="resize before cropping (default size*286/256)")
     t.add_argument("--batch-size", type=int, help="images per iteration (default 1)")

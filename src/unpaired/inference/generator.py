@@ -73,7 +73,13 @@ def official_generator(source: str | Path, device: torch.device | str = "cpu") -
         "format": "official",
         "source": str(net.path),
         "name": net.name,
-        "official": {"file": str(net.path), "method": net.method, "epoch": net.epoch, "settings": net.settings},
+        "official": {
+            "file": str(net.path),
+            "method": net.method,
+            "epoch": net.epoch,
+            "settings": net.settings,
+            "crop_size": settings.get("data.crop_size"),  # None: train_opt.txt is not beside the file
+        },
     }
     return G.to(device).eval(), cfg, about
 

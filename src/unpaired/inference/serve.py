@@ -133,6 +133,8 @@ def render_page(info: dict) -> bytes:
     template = resources.files(__package__).joinpath("serve_page.html").read_text(encoding="utf-8")
     iters = info.get("iterations")
     facts = [str(info.get("display_name") or info.get("method"))]
+    if info.get("official_file"):  # a file of the official CUT / CycleGAN code
+        facts[0] += f" (official checkpoint {info['official_file']})"
     if iters is not None:
         facts.append(f"{iters:,} training iterations")
     if info.get("train_size"):

@@ -179,8 +179,10 @@ def load(
         dev = select_device(device)
         G, cfg, about = open_generator(path, dev, checkpoint)
         info = {"iterations": about["iterations"], "format": about["format"]}
-        if "name" in about:  # an official file: named after its folder and file
+        if "official" in about:  # an official file: named after its folder and file
             info["name"] = about["name"]
+            info["official_file"] = Path(about["official"]["file"]).name
+            info["train_size"] = about["official"]["crop_size"]  # unknown without train_opt.txt
     return Translator(
         G, cfg, dev, tile, overlap, source=str(run_or_file), precision=precision, batch_size=batch_size, info=info
     )

@@ -12,6 +12,7 @@ the official ones. It sits below training and inference, which both use it (``tr
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import FORMAT_VERSION, CheckpointError, load_module_state
+from ..checkpoint import FORMAT_VERSION, CheckpointError, load_module_state, state_mismatch
 from ..nets.stylegan2 import _channels, working_resolution
 
 OPTIONS_FILE = "train_opt.txt"
@@ -331,71 +332,151 @@ def load_generator_weights(G: torch.nn.Module, net: OfficialNetwork) -> None:
 # ------------------------------------------------------------------------------------ fine-tuning
 # our model's attribute -> the official network name, per family
 NETWORKS = {"cut": {"G": "G", "D": "D", "F": "F"}, "cyclegan": {"G_A": "G_A", "G_B": "G_B", "D_A": "D_A", "D_B": "D_B"}}
+GENERATORS = ("G", "G_A", "G_B")
+
+
+def family_of(method: str | None) -> str:
+    """The network family of a method: cyclegan (G_A, G_B, D_A, D_B) or cut (G, D, F)."""
+    return "cyclegan" if method == "cyclegan" else "cut"
 
 
 def network_files(source: str | Path, family: str) -> dict[str, Path]:
     """The official files a fine-tuning run starts from: {our attribute: file}. ``source`` is a folder
-    (its latest_net_*.pth) or one generator file (its siblings of the same epoch are used when present)."""
+    (its latest_net_G.pth or latest_net_G_A.pth) or one generator file; the other networks of the same
+    epoch beside it (``<epoch>_net_D.pth``, ``_F``, ``_G_B``, ...) are used when present."""
     source = Path(source)
-    if source.is_dir():
-        first = generator_file(source)
-    elif source.is_file():
-        first = source
+    if not source.exists():
+        raise CheckpointError(f"--init-from {source} does not exist; give an official run folder or its *_net_G.pth")
+    first = generator_file(source)
+    m = _NET_FILE.match(first.name)
+    name = m.group("name") if m else None
+    out: dict[str, Path] = {}
+    if family == "cyclegan" and name == "G_B":
+        out["G_B"] = first
     else:
-        raise CheckpointError(f"--init-from {source} does not exist")
-    out = {}
-    for ours, theirs in NETWORKS[family].items():
-        f = _sibling(first, theirs) if _NET_FILE.match(first.name) else (first if ours in ("G", "G_A") else None)
-        if f is not None and f.is_file():
-            out[ours] = f
-    if "G" not in out and "G_A" not in out:
-        want = "latest_net_G_A.pth" if family == "cyclegan" else "latest_net_G.pth"
-        raise CheckpointError(f"--init-from {source}: no generator file ({want}) for this method")
+        out["G_A" if family == "cyclegan" else "G"] = first  # the file given is the A->B generator
+    if m:
+        for ours, theirs in NETWORKS[family].items():
+            f = _sibling(first, theirs)
+            if ours not in out and f.is_file():
+                out[ours] = f
+    if not any(g in out for g in ("G", "G_A")):
+        raise CheckpointError(f"--init-from {source}: no {_sibling(first, 'G_A').name} beside it (the A->B generator)")
     return out
 
 
-def init_settings(source: str | Path) -> tuple[str | None, dict[str, Any]]:
-    """(method, architecture settings) of the official run a fine-tuning run starts from: the
-    generator's, and the discriminator's and projection head's widths where their files are beside it."""
+def _patchgan_settings(state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
+    """ndf and depth of an official PatchGAN discriminator; one line for the variants unpaired does not build."""
+    if "model.2.filt" not in state or any(k.endswith("running_mean") for k in state):
+        raise OfficialFileError(
+            f"{path}: a discriminator trained with --no_antialias or --normD batch, which unpaired's PatchGAN "
+            f"(anti-aliased, instance norm) does not build; move {path.name} out of the folder to start D afresh"
+        )
+    convs = [k for k in state if re.match(r"model\.\d+\.weight$", k) and state[k].dim() == 4]
+    return {"model.ndf": int(state["model.0.weight"].shape[0]), "model.n_layers_d": len(convs) - 2}
+
+
+def init_settings(source: str | Path, method: str | None = None) -> tuple[str | None, dict[str, Any]]:
+    """(method, settings) of the official run a fine-tuning run starts from: the method its files
+    describe, and the architecture the run must have to take their weights: the generator's (from
+    its keys and shapes), the discriminator's and the projection head's widths where their files
+    are beside it, and ``model.nce_layers`` from ``train_opt.txt`` when F is loaded (F's heads are
+    sized by those layers). ``method``: the run's method when it is already chosen (its family picks
+    the networks: G, D, F or G_A, G_B, D_A, D_B). A file that is not what its place says, or a
+    variant unpaired does not build, is one line of :class:`OfficialFileError`."""
+    if not Path(source).exists():
+        raise CheckpointError(f"--init-from {source} does not exist; give an official run folder or its *_net_G.pth")
     G = read_generator(source)
+    method = method or G.method
+    family = family_of(method)
+    if family == "cyclegan" and G.kind == "stylegan2_G":
+        raise OfficialFileError(
+            f"{G.path} is the official SinCUT generator (StyleGAN2), and CycleGAN builds ResNet generators; "
+            f"use --model sincut"
+        )
     settings = dict(G.settings)
     if G.kind == "stylegan2_G":
         settings.pop("data.load_size", None)
-    family = "cyclegan" if G.method == "cyclegan" else "cut"
-    for ours, f in network_files(source, family).items():
-        if ours.startswith("D"):
-            state = _load_state(f)
-            if kind_of(state) == "patchgan_D":
-                settings["model.ndf"] = int(state["model.0.weight"].shape[0])
-                convs = [k for k in state if re.match(r"model\.\d+\.weight$", k) and state[k].dim() == 4]
-                settings["model.n_layers_d"] = len(convs) - 2
+    elif family == "cut":
+        settings["model.generator"] = "resnet"
+    for ours, f in network_files(G.path, family).items():
+        if f == G.path:
+            continue
+        net = read_network(f)
+        want = "generator" if ours in GENERATORS else ("discriminator" if ours.startswith("D") else "projection head")
+        if (ours in GENERATORS) != (net.kind in ("resnet_G", "stylegan2_G")) or (ours == "F") != (net.kind == "F"):
+            raise OfficialFileError(f"{f} should hold the {want} but is {WHAT.get(net.kind, net.kind)}")
+        if ours in GENERATORS and net.settings != G.settings:
+            raise OfficialFileError(f"{f}: its architecture differs from {G.path.name}'s; unpaired builds both alike")
+        if net.kind == "patchgan_D":
+            settings.update(_patchgan_settings(net.state, f))
         elif ours == "F":
-            state = _load_state(f)
-            heads = sorted({int(m.group(1)) for k in state if (m := re.match(r"mlp_(\d+)\.", k))})
-            if heads:
-                settings["model.projector_dim"] = int(state["mlp_0.2.weight"].shape[0])
+            settings["model.projector_dim"] = int(net.state["mlp_0.2.weight"].shape[0])
             layers = G.options.get("nce_layers")
             if layers:
                 settings["model.nce_layers"] = [int(x) for x in layers.split(",") if x.strip()]
-    return G.method, settings
+    return method, settings
+
+
+def mismatches(cfg: Any, settings: dict[str, Any]) -> list[str]:
+    """``key: file value, config value`` for each setting a configuration does not share."""
+    out = []
+    for key, want in settings.items():
+        section, name = key.split(".", 1)
+        have = getattr(getattr(cfg, section), name, None)
+        if have != want:
+            out.append(f"{key} is {want!r} in the official files but {have!r} in the configuration")
+    return out
 
 
 def init_from_official(model: torch.nn.Module, source: str | Path) -> dict[str, str]:
-    """Load the official networks of ``source`` into a freshly built model (CUT-family or CycleGAN);
-    returns {our network: file} of what was loaded. A file that does not fit is one line of error."""
+    """Load the official networks of ``source`` into a freshly built model (CUT-family or CycleGAN):
+    G (or G_A, G_B), and D, F (D_A, D_B) when their files are beside it. Returns {our network: file}
+    of what was loaded. A file that does not fit is one line of error naming it and what to do."""
     family = "cyclegan" if hasattr(model, "G_A") else "cut"
     loaded = {}
     for ours, f in network_files(source, family).items():
         module = getattr(model, ours)
         net = read_network(f)
-        if ours.startswith("G"):
-            if net.kind not in ("resnet_G", "stylegan2_G"):
-                raise OfficialFileError(f"{f} is {WHAT.get(net.kind, net.kind)}, not a generator")
-            load_generator_weights(module, net)
-        else:
-            state = net.state
-            own = module.state_dict()
-            state = {k: v for k, v in state.items() if k in own or not k.endswith(_STATS)}
-            load_module_state(module, state, f, f"the {ours} network")
+        if ours in GENERATORS and net.kind not in ("resnet_G", "stylegan2_G"):
+            raise OfficialFileError(f"{f} is {WHAT.get(net.kind, net.kind)}, not a generator")
+        own = module.state_dict()  # InstanceNorm statistics that old PyTorch versions saved are dropped
+        state = {k: v for k, v in net.state.items() if k in own or not k.endswith(_STATS)}
+        problem = state_mismatch(module, state)
+        if problem:
+            if ours == "F":
+                got = [int(state[k].shape[1]) for k in sorted(state, key=_head) if k.endswith(".0.weight")]
+                have = list(getattr(module, "in_channels", []))
+                hint = (
+                    f"its heads take {got} channels, the run's model.nce_layers {model.cfg.nce_layers} give "
+                    f"{have}: pass the official --nce_layers as --set model.nce_layers=[...] (train_opt.txt beside "
+                    f"it says which), or move {f.name} aside to start F afresh"
+                )
+            else:
+                hint = f"{problem}; " + (
+                    "build the run's configuration with --init-from (preset(..., init_from=...)), which reads it"
+                    if ours in GENERATORS
+                    else f"move {f.name} aside to start {ours} afresh"
+                )
+            raise OfficialFileError(f"--init-from {f}: it does not fit the run's {ours}: {hint}")
+        module.load_state_dict(state)
         loaded[ours] = str(f)
     return loaded
+
+
+def _head(key: str) -> int:
+    m = re.match(r"mlp_(\d+)\.", key)
+    return int(m.group(1)) if m else -1
+
+
+def init_record(source: str | Path, loaded: dict[str, str]) -> dict[str, Any]:
+    """What a run records about the official files it started from (its ``init_from.json``): the
+    source as given (absolute), and per network the file and its SHA-256."""
+    networks = {}
+    for ours, f in loaded.items():
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        networks[ours] = {"file": str(Path(f).resolve()), "sha256": h.hexdigest()}
+    return {"source": str(Path(source).resolve()), "networks": networks, "optimizers": "fresh"}

@@ -28,7 +28,7 @@ from ..config import Config, ConfigError, resolve, save_yaml
 from ..data.loading import batches_per_epoch, training_dataset, training_loader
 from ..devices import configure_determinism, select_device
 from ..files import make_dir, write_text
-from ..models import param_counts
+from ..models import official, param_counts
 from ..runs import RunFolder
 from . import distributed
 from .callbacks import Callback, GracefulInterrupt
@@ -56,7 +56,11 @@ class Trainer:
     ``model``: an already built model (default: the one ``config.model.name`` names); ``data``: a
     dataset folder (overrides ``config.data.root``) or a dataset object indexed like
     :class:`unpaired.data.UnalignedDataset` (by (epoch, position) keys, with ``epoch_length``);
-    ``callbacks``: :class:`Callback` objects (Ctrl-C handling is always installed)."""
+    ``callbacks``: :class:`Callback` objects (Ctrl-C handling is always installed); ``init_from``: an
+    official run folder or generator file (CUT, FastCUT, SinCUT, CycleGAN code) whose networks a
+    fresh run starts from, with fresh optimizers (G, and D, F when their files are beside it; build
+    ``config`` with ``preset(name, init_from=...)`` so that it has their architecture). The run
+    records it in init_from.json and summary.json; resuming never applies it again."""
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class Trainer:
         data: str | Path | Any | None = None,
         callbacks: Iterable[Callback] = (),
         show_progress: bool = True,
+        init_from: str | Path | None = None,
     ):
         cfg = copy.deepcopy(config)
         self.dataset = None
@@ -78,6 +83,16 @@ class Trainer:
         self.run_dir = self.run.path
         self.ckpt_path = self.run.latest
         self.model = model
+        self.init_from = None if init_from is None else Path(init_from)
+        if self.init_from is not None:  # files that do not fit fail here, before the run folder appears
+            _, settings = official.init_settings(self.init_from, self.cfg.model.name)
+            wrong = official.mismatches(self.cfg, settings)
+            if wrong:
+                raise ConfigError(
+                    f"init_from {self.init_from}: {wrong[0]}; build the configuration with "
+                    f"unpaired.preset({self.cfg.model.name!r}, init_from=...) (the CLI's --init-from does)"
+                )
+        self.init_record: dict[str, Any] | None = None  # where the weights came from (init_from.json)
         self.recovery = Recovery()  # train.on_collapse: restarts (unpaired.training.recovery)
         self.callbacks = [GracefulInterrupt(), self.recovery, *callbacks]
         self.show_progress = show_progress
@@ -143,6 +158,8 @@ class Trainer:
             log=note if self.dist.is_main else (lambda line: None),
         )
         self.model = self.parts.model
+        if self.init_from is not None and state is None:
+            self.start_from_official()
         if self.dist.enabled:
             distributed.broadcast_module(self.model)  # in place: the optimizers keep their parameters
         self.epoch = self.batch = self.iteration = 0
@@ -165,6 +182,13 @@ class Trainer:
             self.data_problems.skipped = list(state.get("data_problems", {}).get("skipped", []))
             self.validator.restore(state)
             self.recovery.load_state_dict(self, state.get("recovery"))
+            self.init_record = state.get("init_from")
+            if self.init_from is not None and self.dist.is_main:
+                note(
+                    f"note: {self.run_dir} resumes from its checkpoint; --init-from {self.init_from} is applied "
+                    f"only when a run starts"
+                    + (" (this one started from it: init_from.json)" if self.init_record else "")
+                )
             ckpt_io.set_rng_state(state["rng"])
             self._sums, self._n_sum = {"loss": {}, "stats": {}}, 0
         if self.dist.is_main:
@@ -227,6 +251,19 @@ class Trainer:
             distributed.barrier()
         return self.summary
 
+    def start_from_official(self) -> None:
+        """Load the official networks of ``init_from`` into the fresh model (optimizers stay fresh:
+        the official files hold none) and record them in init_from.json."""
+        loaded = official.init_from_official(self.model, self.init_from)
+        self.init_record = official.init_record(self.init_from, loaded)
+        if self.dist.is_main:
+            write_text(self.run.init_from, json.dumps(self.init_record, indent=2))
+            note(
+                f"started {', '.join(loaded)} from the official files "
+                + ", ".join(Path(f).name for f in loaded.values())
+                + f" in {Path(next(iter(loaded.values()))).parent} (fresh optimizers)"
+            )
+
     # ========================================================== loop pieces
     def _stop_agreed(self) -> bool:
         """Whether to stop now. Under torchrun every process must stop at the same iteration; they
@@ -286,6 +323,7 @@ class Trainer:
             "validation": self.validator.state,
             "collapse": self.validator.collapse,
             "recovery": self.recovery.state_dict(),
+            "init_from": self.init_record,
             "saved_at": time.time(),
         }
 
@@ -341,6 +379,7 @@ class Trainer:
             "validation": {"metric": tc.val_metric, **self.validator.state} if tc.val_every else None,
             "collapse": self.validator.collapse if tc.val_every else None,
             "restarts": self.recovery.restarts,
+            "init_from": self.init_record,  # the official files the run started from (None: fresh weights)
         }
         write_text(self.run.summary, json.dumps(summary, indent=2))
         return summary
