@@ -422,3 +422,30 @@ def test_experiment_database_goes_away_mid_run(postgres, split_dir, tmp_path):  
     retry = retry_of(study, first.number)
     assert retry.state.name == "COMPLETE" and retry.user_attrs["resumed_from"] >= stopped_at
     assert logged_iterations(run) == list(range(1, 13))
+
+
+def test_shared_experiment_lists_a_failed_run_and_a_rerun_retries_it(postgres, split_dir, tmp_path, capsys):  # noqa: F811
+    """A run that fails (not a dead process) is recorded with its error and not retried in that
+    session; the command ends in one line naming it, writes no report, and a rerun tries it again."""
+    exp, out = tmp_path / "exp.yaml", tmp_path / "failing"
+    exp.write_text(
+        json.dumps(
+            {
+                "name": "failing",
+                "scales": {"tiny": {"set": TINY}},
+                "rows": [{"name": "fp16", "model": "fastcut", "set": {"train.precision": "fp16"}}],
+            }
+        )
+    )
+    args = ["experiment", str(exp), "--data", str(split_dir), "--out", str(out), "--scale", "tiny", "--device", "cpu"]
+    args += ["--storage", postgres.url(), "--quiet", "--heartbeat", "1"]
+    for attempt in (1, 2):
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        [line] = [x for x in err.splitlines() if x.startswith("error:")]
+        assert "1 of 1 runs failed: fp16: " in line and "fp16 training needs a CUDA GPU" in line, err
+        assert PASSWORD not in err and not (out / "report").exists()
+        assert "fp16 training needs a CUDA GPU" in (out / "fp16" / "error.log").read_text()
+        [name] = [s.study_name for s in optuna.get_all_study_summaries(postgres.url()) if "failing" in s.study_name]
+        trials = optuna.load_study(study_name=name, storage=postgres.url()).trials
+        assert [t.state.name for t in trials] == ["FAIL"] * attempt  # once per command: no retry loop

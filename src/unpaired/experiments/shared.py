@@ -25,11 +25,13 @@ import json
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..runs import RunFolder
 from .experiment import (
     ExperimentPlan,
     plan_experiment,
@@ -149,7 +151,12 @@ def _take_runs(plan: ExperimentPlan, storage, show_progress: bool, poll: float) 
                 if is_storage_error(e):
                     raise
                 trial.set_user_attr("error", first_line(e, None))
-                print(f"{prefix}{label} failed: {first_line(e, None)}", file=sys.stderr)
+                log = RunFolder(run_dir).error_log  # the traceback, for a bug: the trial keeps one line
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "a") as f:
+                    f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} trial {trial.number} ({process_name()})\n")
+                    f.write("".join(traceback.format_exception(e)))
+                print(f"{prefix}{label} failed: {first_line(e, None)} (traceback in {log})", file=sys.stderr)
                 raise RunFailed(str(e)) from e
             try:
                 trial.set_user_attr("finished", True)  # before the lock is released: a duplicate sees it
@@ -194,8 +201,8 @@ def _take_runs(plan: ExperimentPlan, storage, show_progress: bool, poll: float) 
         raise JobsFailed(
             f"{len(failed)} of {len(keys)} runs failed: "
             + "; ".join(f"{k}: {errors.get(k, 'its process died more often than --retries allows')}" for k in failed)
-            + f"; the others are finished. Fix the cause and run the same command again: it retries the failed runs "
-            f"(their logs and error.log files are in their run folders under {plan.out})"
+            + "; the others are finished. Fix the cause and run the same command again: it retries the failed runs "
+            f"(tracebacks: error.log in their run folders under {plan.out})"
         )
     return _report_once(plan, name)
 

@@ -92,22 +92,38 @@ def open_storage(url: str, heartbeat: int, grace: int | None, retries: int, what
 
 
 def first_line(e: BaseException, url: str | None) -> str:
-    """The first line of an exception's message with ``url``'s password masked."""
+    """The first line of an exception's message with ``url``'s password masked (for Optuna's wrapper
+    of a database error, the database error's: Optuna's own text guesses at invalid data)."""
+    while type(e).__name__ == "StorageInternalError" and e.__cause__ is not None:
+        e = e.__cause__
     text = str(e).strip()
     return mask_text(text.splitlines()[0] if text else type(e).__name__, url)
 
 
+def storage_cause(e: BaseException) -> BaseException | None:
+    """The database error behind ``e`` (SQLAlchemy's errors, Optuna's wrapper of them), looked for in
+    ``e`` and the exceptions it was raised from or while handling (Optuna may fail on its own while
+    handling a lost connection), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        names = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(e).__mro__}
+        if "sqlalchemy.SQLAlchemyError" in names or "optuna.StorageInternalError" in names:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def is_storage_error(e: BaseException) -> bool:
-    """Whether ``e`` says the database could not be reached or failed (SQLAlchemy's errors, Optuna's
-    wrapper of them)."""
-    names = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(e).__mro__}
-    return "sqlalchemy.SQLAlchemyError" in names or "optuna.StorageInternalError" in names
+    """Whether ``e`` comes from the database: it could not be reached, or failed."""
+    return storage_cause(e) is not None
 
 
 def storage_lost(e: BaseException, url: str, what: str, resume: str) -> StorageLost:
     """The one-line error for a database that went away mid-run; ``resume`` says what a rerun does."""
     return StorageLost(
-        f"lost the {what} storage {mask_url(url)} ({first_line(e, url)}); nothing on disk is lost: {resume}"
+        f"lost the {what} storage {mask_url(url)} ({first_line(storage_cause(e) or e, url)}); nothing on disk "
+        f"is lost: {resume}"
     )
 
 
