@@ -8,15 +8,27 @@ from pathlib import Path
 
 from ..config import VAL_METRICS, ConfigError
 from ..experiments.demo import run_demo
-from ..experiments.experiment import run_experiment
+from ..experiments.experiment import load_report_inputs, run_experiment, write_experiment_report
 from ..experiments.report import write_report
+from ..experiments.shared import run_shared_experiment
+from ..experiments.storage import STORAGE_ENV, storage_url
 from ..experiments.sweep import SAMPLERS, parse_params, run_sweep
 from . import options
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    experiment = load_report_inputs(args.run_dirs[0]) if len(args.run_dirs) == 1 else None
+    if args.out is None and experiment is None:
+        raise ConfigError(
+            "report: give --out DIR for the report of these run folders (only an experiment's OUT, which "
+            "holds experiment.json, needs none: its report goes to OUT/report)"
+        )
+    options = {"gallery_limit": args.gallery_limit, "worst": args.worst, "compare": not args.no_compare}
     try:
-        files = write_report(args.run_dirs, args.out, args.gallery_limit, worst=args.worst, compare=not args.no_compare)
+        if experiment is not None:  # `unpaired report OUT` of an experiment: the report its command writes
+            files = write_experiment_report(*experiment, Path(args.out or Path(args.run_dirs[0]) / "report"), **options)
+        else:
+            files = write_report(args.run_dirs, args.out, **options)
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
     print(Path(files["markdown"]).read_text(), end="")
@@ -25,6 +37,32 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
+    url = None if args.row_process else storage_url(args.storage)  # a --jobs row process: never shared
+    if url:
+        if args.jobs != 1:
+            raise ConfigError(
+                "--jobs with --storage (or UNPAIRED_STORAGE): start the same command once per process you "
+                "want instead (on this machine or others); each takes runs from the shared study"
+            )
+        files = run_shared_experiment(
+            args.config,
+            args.data,
+            args.out,
+            url,
+            args.scale,
+            args.only,
+            args.device,
+            show_progress=not args.quiet,
+            seeds=args.seeds,
+            heartbeat=args.heartbeat,
+            grace=args.grace,
+            retries=args.retries,
+        )
+        if files is None:  # another process writes the report
+            return 0
+        print(Path(files["markdown"]).read_text(), end="")
+        print("wrote " + ", ".join(str(p) for p in files.values()))
+        return 0
     files = run_experiment(
         args.config,
         args.data,
@@ -63,6 +101,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         worker=args.worker,
         seeds=args.seeds,
+        grace=args.grace,
+        retries=args.retries,
     )
     if result is not None:
         print(f"wrote {Path(args.out) / 'sweep.md'}, sweep.csv, sweep.json")
@@ -71,6 +111,49 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, iters=args.iters, device=args.device, quiet=args.quiet)
+
+
+def add_storage_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--storage, --heartbeat, --grace and --retries of a sweep or a shared experiment."""
+    if what == "sweep":
+        default = "default: the environment variable UNPAIRED_STORAGE, else sqlite:///OUT/sweep.db"
+        unit = "trial"
+    else:
+        default = (
+            "default: the environment variable UNPAIRED_STORAGE, else none: this process trains every run. "
+            "With a URL, any number of processes, on machines that see OUT and the database, run the same "
+            "command and take the runs one at a time; each run trains once, and exactly one process "
+            "writes OUT/report when all are finished"
+        )
+        unit = "run"
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help=f"Optuna storage shared by the processes ({default}); e.g. postgresql://user:pw@host/db. Its "
+        f"password is masked in every file and log; give the URL in {STORAGE_ENV} to keep it off command lines",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help=f"each process records a heartbeat for its {unit} every SECONDS (default 60)",
+    )
+    p.add_argument(
+        "--grace",
+        type=int,
+        metavar="SECONDS",
+        help=f"a {unit} whose heartbeat has been silent this long (its process was killed, its machine lost) "
+        f"is failed by the next process that looks and given to another, which resumes its run's last "
+        f"checkpoint (default twice --heartbeat). Every process must use the same value",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help=f"how often a {unit} whose process died is given to another process (default 3)",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,8 +166,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "self-contained HTML gallery of test triptychs and the worst translations. "
         "Folders named seed<k> under one parent form one row (mean ± std over seeds).",
     )
-    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    rp.add_argument("--out", required=True, metavar="DIR")
+    rp.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run folders; or one experiment's OUT (it holds experiment.json when the experiment ran with "
+        "--storage): its report, as the experiment command writes it, goes to OUT/report",
+    )
+    rp.add_argument("--out", metavar="DIR", help="report folder (required unless RUN_DIR is an experiment's OUT)")
     rp.add_argument("--gallery-limit", type=int, default=24, help="triptychs per run in the gallery (default 24)")
     rp.add_argument(
         "--worst",
@@ -136,6 +225,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--device cuda/auto and several GPUs the runs are spread over them, and each process gets "
         "CPUs/N threads",
     )
+    add_storage_options(ex, "experiment")
     options.add_quiet(ex, help="no progress bars")
     ex.add_argument("--row-process", action="store_true", help=argparse.SUPPRESS)  # one row of a --jobs run: no report
     ex.set_defaults(func=cmd_experiment)
@@ -161,22 +251,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     sw.add_argument("--sampler", choices=SAMPLERS, default="grid")
     sw.add_argument("--trials", type=int, help="finished trials to reach (default: the grid size; 10 for tpe)")
-    sw.add_argument(
-        "--storage",
-        metavar="URL",
-        help="Optuna storage (default: the environment variable UNPAIRED_STORAGE, else sqlite:///OUT/sweep.db); "
-        "e.g. postgresql://user:pw@host/db. Its password is masked in every file and log, and worker "
-        "processes get the URL through their environment, not their command line",
-    )
     sw.add_argument("--study-name", help="default: MODEL-PARAMS")
     sw.add_argument("--metric", choices=VAL_METRICS, default="fid")
-    sw.add_argument(
-        "--heartbeat",
-        type=int,
-        default=60,
-        metavar="SECONDS",
-        help="worker heartbeat; a trial silent for twice this is failed and retried (default 60)",
-    )
+    add_storage_options(sw, "sweep")
     sw.add_argument("--seed", type=int, default=0, help="sampler seed")
     sw.add_argument(
         "--seeds",

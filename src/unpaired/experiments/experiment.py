@@ -16,15 +16,18 @@ in its own process (:mod:`unpaired.jobs`), and the parent writes the same report
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from .. import checkpoint as ckpt_io
 from ..config import Config, ConfigError, load_yaml
 from ..devices import select_device
-from ..files import make_dir
+from ..files import make_dir, write_text
 from ..inference.evaluation import evaluate_run
 from ..methods import build_config
 from ..runs import RunFolder
@@ -129,11 +132,70 @@ def _check_layout(out: Path, rows: list[dict[str, Any]], seeds: list[int] | None
             )
 
 
+def resume_point(run_dir: Path) -> int | None:
+    """The iteration of the run folder's latest checkpoint (where its training resumes), None
+    without one."""
+    path = RunFolder(run_dir).latest
+    if not path.is_file():
+        return None
+    return int(ckpt_io.load(path)["progress"]["iteration"])
+
+
 def _row_state(run_dir: Path) -> tuple[bool, bool]:
     """(trained to the end, scored on the test split) for a row's run folder."""
     run = RunFolder(run_dir)
     finished = bool((run.read_summary() or {}).get("finished"))
     return finished, run.eval_scores("test").is_file()
+
+
+@dataclass
+class ExperimentPlan:
+    """What one invocation of an experiment does: its file, rows (after --only), seeds and runs (one
+    (row, seed) pair per run, rows in file order, each row's seeds in the given order) with their
+    configurations, all checked before anything trains."""
+
+    path: Path
+    spec: dict[str, Any]
+    rows: list[dict[str, Any]]
+    seeds: list[int] | None
+    runs: list[tuple[dict[str, Any], int | None]]
+    configs: list[Config]
+    data: str | Path
+    out: Path
+    scale: str
+    device: str  # as given (auto, cpu, cuda, ...)
+    resolved_device: str  # what auto became on this machine
+
+    def run_dir(self, row: dict[str, Any], seed: int | None) -> Path:
+        return run_dir_of(self.out, row["name"], seed)
+
+
+def plan_experiment(
+    path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    scale: str = "full",
+    only: list[str] | None = None,
+    device: str = "auto",
+    seeds: list[int] | None = None,
+) -> ExperimentPlan:
+    """Read and check the experiment file, the rows chosen with ``only``, the seeds (``seeds``, else the
+    file's) and every run's configuration; create OUT (an unwritable --out fails before anything trains)."""
+    spec = load_experiment(path)
+    rows = spec["rows"]
+    if only:
+        unknown = sorted(set(only) - {r["name"] for r in rows})
+        if unknown:
+            raise ConfigError(f"--only: no row named {', '.join(unknown)}; rows: {', '.join(r['name'] for r in rows)}")
+        rows = [r for r in rows if r["name"] in only]
+    seeds = check_seeds(seeds, "--seeds") if seeds is not None else check_seeds(spec.get("seeds"), f"{path}: seeds")
+    out = Path(out)
+    _check_layout(out, rows, seeds)
+    dev = str(select_device(device))
+    runs = [(row, seed) for row in rows for seed in (seeds if seeds is not None else [None])]
+    configs = [row_config(spec, row, scale, data, device, seed) for row, seed in runs]  # all, before any trains
+    make_dir(out, "experiment folder")
+    return ExperimentPlan(Path(path), spec, rows, seeds, runs, configs, data, out, scale, device, dev)
 
 
 def run_experiment(
@@ -155,58 +217,86 @@ def run_experiment(
     ``jobs`` > 1 runs up to that many runs at once, each in its own process (see
     :mod:`unpaired.jobs`) logging to <run folder>/experiment.log; ``report=False`` skips the report
     (a row process of such a run). The report gets {row name: [its run folders]}."""
-    spec = load_experiment(path)
-    rows = spec["rows"]
-    if only:
-        unknown = sorted(set(only) - {r["name"] for r in rows})
-        if unknown:
-            raise ConfigError(f"--only: no row named {', '.join(unknown)}; rows: {', '.join(r['name'] for r in rows)}")
-        rows = [r for r in rows if r["name"] in only]
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    seeds = check_seeds(seeds, "--seeds") if seeds is not None else check_seeds(spec.get("seeds"), f"{path}: seeds")
-    out = Path(out)
-    _check_layout(out, rows, seeds)
-    dev = str(select_device(device))
-    # one entry per run, rows in file order and each row's seeds in the given order
-    runs = [(row, seed) for row in rows for seed in (seeds if seeds is not None else [None])]
-    configs = [
-        row_config(spec, row, scale, data, device, seed) for row, seed in runs
-    ]  # all settings, before any trains
-    make_dir(out, "experiment folder")  # before anything trains: an unwritable --out fails at once
+    plan = plan_experiment(path, data, out, scale, only, device, seeds)
+    runs, out = plan.runs, plan.out
     if jobs > 1:
-        _run_rows_in_processes(path, data, out, scale, runs, device, jobs, show_progress, seeds is not None)
+        _run_rows_in_processes(path, data, out, scale, runs, device, jobs, show_progress, plan.seeds is not None)
     else:
-        for i, ((row, seed), cfg) in enumerate(zip(runs, configs), 1):
-            _run_row(
+        for i, ((row, seed), cfg) in enumerate(zip(runs, plan.configs), 1):
+            run_row(
                 run_label(row["name"], seed),
                 cfg,
-                run_dir_of(out, row["name"], seed),
+                plan.run_dir(row, seed),
                 data,
-                dev,
+                plan.resolved_device,
                 f"[{i}/{len(runs)}] ",
                 show_progress,
             )
     if not report:
         return {}
+    return write_experiment_report(*report_inputs(plan), out / "report")
+
+
+def report_inputs(plan: ExperimentPlan) -> tuple[dict[str, list[Path]], list[Any], dict[str, Any]]:
+    """The report's rows ({row name: [its run folders]}), its heading and the published figures."""
+    spec, seeds, scale = plan.spec, plan.seeds, plan.scale
     thesis = {r["name"]: r["thesis"] for r in spec["rows"] if "thesis" in r}
     overrides = spec["scales"][scale].get("set") or {}
     note = [
         "Experiment ",
-        Bold(str(spec.get("name", Path(path).stem))),
+        Bold(str(spec.get("name", plan.path.stem))),
         ", scale ",
         Bold(scale),
-        f" ({', '.join(f'{k} = {v}' for k, v in overrides.items()) or 'no overrides'}), data {data}"
+        f" ({', '.join(f'{k} = {v}' for k, v in overrides.items()) or 'no overrides'}), data {plan.data}"
         + (f", seeds {', '.join(map(str, seeds))} (one run per row and seed)." if seeds is not None else "."),
     ]
     groups = {
-        row["name"]: [run_dir_of(out, row["name"], seed) for seed in (seeds if seeds is not None else [None])]
-        for row in rows
+        row["name"]: [plan.run_dir(row, seed) for seed in (seeds if seeds is not None else [None])] for row in plan.rows
     }
-    return write_report(groups, out / "report", note=note, reference=thesis)
+    return groups, note, thesis
 
 
-def _run_row(
+REPORT_INPUTS = "experiment.json"  # in OUT: what `unpaired report OUT` needs to write OUT/report again
+
+
+def save_report_inputs(plan: ExperimentPlan) -> Path:
+    """Write OUT/experiment.json (the report's rows as folders relative to OUT, heading, figures), so
+    that ``unpaired report OUT`` can write OUT/report by hand on any machine that sees OUT."""
+    groups, note, reference = report_inputs(plan)
+    record = {
+        "experiment": str(plan.path),
+        "groups": {row: [str(d.relative_to(plan.out)) for d in dirs] for row, dirs in groups.items()},
+        "note": [{"bold": n.text} if isinstance(n, Bold) else n for n in note],
+        "reference": reference,
+    }
+    write_text(plan.out / REPORT_INPUTS, json.dumps(record, indent=2) + "\n")
+    return plan.out / REPORT_INPUTS
+
+
+def load_report_inputs(out: str | Path) -> tuple[dict[str, list[Path]], list[Any], dict[str, Any]] | None:
+    """The report inputs an experiment left in OUT/experiment.json (None without that file)."""
+    path = Path(out) / REPORT_INPUTS
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        groups = {row: [Path(out) / d for d in dirs] for row, dirs in record["groups"].items()}
+        note = [Bold(n["bold"]) if isinstance(n, dict) else n for n in record["note"]]
+        return groups, note, record.get("reference") or {}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path} is damaged ({e}); run the experiment command again to rewrite it") from None
+
+
+def write_experiment_report(
+    groups: dict[str, list[Path]], note: list[Any], reference: dict[str, Any], out: Path, **options: Any
+) -> dict[str, Path]:
+    """OUT/report of an experiment (``options``: write_report's gallery_limit, worst, compare)."""
+    return write_report(groups, out, note=note, reference=reference, **options)
+
+
+def run_row(
     name: str, cfg: Config, run_dir: Path, data: str | Path, device: str, prefix: str, show_progress: bool
 ) -> None:
     """Train one run, a row or one seed of a row (resuming; skipped when finished), and score it

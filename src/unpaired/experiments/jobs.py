@@ -11,6 +11,7 @@ first makes every child save a checkpoint and stop, a second aborts them, as for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -296,3 +297,26 @@ class ForwardInterrupt(Callback):
             signal.signal(signal.SIGINT, handler)
         except ValueError:  # not the main thread
             pass
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: Path, who: str):
+    """Hold an exclusive lock on a run folder (a file next to it) while training it: a process given the
+    same run as another (a sweep's duplicate suggestion, a shared experiment's run claimed twice)
+    waits for the other, then finds the run finished. ``who`` names the waiting one in its note."""
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only; Windows has no fcntl
+    except ImportError:  # no POSIX locks: no waiting
+        yield
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{who}: another process is training {run_dir.name}; waiting for it", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -43,7 +43,7 @@ from ..files import make_dir, write_text
 from ..inference.evaluation import evaluate_run
 from ..methods import build_config
 from ..training.trainer import Callback, Trainer, TrainingDiverged
-from .experiment import check_seeds, run_dir_of
+from .experiment import check_seeds, resume_point, run_dir_of
 from .jobs import (
     ForwardInterrupt,
     Job,
@@ -51,8 +51,18 @@ from .jobs import (
     JobsFailed,
     failure_report,
     package_command,
+    run_dir_lock,
 )
-from .storage import STORAGE_ENV, child_env, mask_text, mask_url, storage_url
+from .storage import (
+    child_env,
+    heartbeat_errors_as_one_line,
+    is_storage_error,
+    mask_url,
+    open_storage,
+    process_name,
+    storage_lost,
+    storage_url,
+)
 
 SAMPLERS = ("grid", "tpe")  # Optuna's GridSampler, TPESampler
 
@@ -113,6 +123,8 @@ class SweepPlan:
     overrides: list[str]
     seeds: list[int] | None
     show_progress: bool
+    grace: int | None = None
+    retries: int = 3
     url: str = ""
     name: str = ""
     n_total: int = 0
@@ -135,6 +147,8 @@ def run_sweep(
     jobs: int = 1,
     worker: int = 0,
     seeds: list[int] | None = None,
+    grace: int | None = None,
+    retries: int = 3,
 ) -> dict[str, Any]:
     """Run trials until the study has ``trials`` finished (complete or pruned) ones, then score the
     best on the test split and write OUT/sweep.md, .csv and .json.
@@ -169,12 +183,26 @@ def run_sweep(
         overrides=overrides or [],
         seeds=seeds,
         show_progress=show_progress,
+        grace=grace,
+        retries=retries,
     )
-    study = open_study(plan, storage, study_name, trials, worker)
-    pool = run_all_trials(study, plan, trial_config, jobs if worker == 0 else 1, base.train.device)
-    if worker:
-        return None
-    result = collect_results(study, plan)
+    try:
+        study = open_study(plan, storage, study_name, trials, worker)
+        with heartbeat_errors_as_one_line(plan.url, "sweep"):
+            pool = run_all_trials(study, plan, trial_config, jobs if worker == 0 else 1, base.train.device)
+        if worker:
+            return None
+        result = collect_results(study, plan)
+    except Exception as e:
+        if not is_storage_error(e):
+            raise
+        raise storage_lost(
+            e,
+            plan.url,
+            "sweep",
+            "run the same command again once the database is back; finished trials are kept, and a trial "
+            "that was running is retried after the grace period, resuming its run's last checkpoint",
+        ) from None
     _write_table(result, plan.out)
     failed = [j for j in pool.finished if not j.ok] if pool else []
     if failed:
@@ -215,28 +243,9 @@ def open_study(plan: SweepPlan, storage: str | None, study_name: str | None, tri
     """Open the study (creating it on first use) in its storage, with heartbeats and retries of trials
     whose process died; check its training seeds; set ``plan.url``, ``.name`` and ``.n_total``."""
     import optuna  # noqa: PLC0415 - optional (the sweep extra)
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback  # noqa: PLC0415 - optional
 
     plan.url = storage_url(storage) or f"sqlite:///{(plan.out / 'sweep.db').resolve()}"
-    # several processes on one SQLite file wait for each other's writes instead of failing at once
-    engine = {"connect_args": {"timeout": 60}} if plan.url.startswith("sqlite") else None
-    try:
-        with warnings.catch_warnings():  # Optuna's notes on experimental/renamed heartbeat arguments
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            rdb = RDBStorage(
-                plan.url,
-                engine_kwargs=engine,
-                heartbeat_interval=plan.heartbeat,
-                grace_period=2 * plan.heartbeat,
-                failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
-            )
-    except Exception as e:  # the driver's message may quote the URL, password included
-        first = mask_text(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, plan.url)
-        raise ConfigError(
-            f"cannot open the sweep storage {mask_url(plan.url)}: {first}; check the URL (or {STORAGE_ENV}), "
-            "the user name and password, and that the database server is running and reachable"
-        ) from None
+    rdb = open_storage(plan.url, plan.heartbeat, plan.grace, plan.retries, "sweep")
     grid = {k: list(v) for k, v in plan.space.items()}
     # grid: every worker needs the same seed (GridSampler numbers its shuffled grid by trial number);
     # TPE: workers with one seed would draw the same first points
@@ -275,16 +284,24 @@ def make_objective(plan: SweepPlan, trial_config, current: dict[str, Any], extra
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         trial_dir = out / "trials" / trial_name(params)
         trial.set_user_attr("run_dir", str(trial_dir))
+        trial.set_user_attr("process", process_name())  # who runs it (host:pid)
+        resumed_runs: dict[str, int] = {}  # run folder -> the checkpoint's iteration it resumed from
+        trial.set_user_attr("resumed_from", resumed_runs)  # (a retried trial inherits the dead one's attrs)
         # (train seed, run folder): the trial folder itself without seeds, else one seed<k> folder per seed
         runs = [(k, run_dir_of(trial_dir.parent, trial_dir.name, k)) for k in (seeds if seeds is not None else [None])]
         values: list[float] = []
         iterations: list[int] = []
-        with _run_dir_lock(trial_dir, trial.number):
+        with run_dir_lock(trial_dir, f"trial {trial.number}"):
             for i, (train_seed, run_dir) in enumerate(runs):
                 # only the first seed reports to the pruner: its intermediate values are comparable
                 # with the other trials' first seeds at the same iteration
                 pruning = PruneOnValidation(trial, metric) if i == 0 else None
                 which = f"trial {trial.number}" + ("" if train_seed is None else f" seed {train_seed}")
+                resumed = resume_point(run_dir)
+                if resumed:  # a retried trial of a process that died, or a rerun after Ctrl-C
+                    print(f"sweep: {which}: resuming {run_dir} from iteration {resumed}", file=sys.stderr)
+                    resumed_runs[run_dir.name] = resumed
+                    trial.set_user_attr("resumed_from", resumed_runs)
                 try:
                     summary = Trainer(
                         trial_config(params, train_seed),
@@ -397,6 +414,9 @@ def worker_command(plan: SweepPlan, i: int) -> list[str]:
         plan.metric,
         "--heartbeat",
         str(plan.heartbeat),
+        *(["--grace", str(plan.grace)] if plan.grace else []),
+        "--retries",
+        str(plan.retries),
         "--seed",
         str(plan.seed),
         "--quiet",
@@ -533,28 +553,6 @@ def _check_study_seeds(study, seeds: list[int] | None) -> None:
             f"study {study.study_name!r} was run with {say(recorded)}, this command has {say(seeds)}: "
             f"give the same seeds, or start another study (--study-name, or another --out/--storage)"
         )
-
-
-@contextlib.contextmanager
-def _run_dir_lock(run_dir: Path, number: int):
-    """Hold an exclusive lock on a trial's run folder: a trial with the same parameters as one running
-    in another process (a duplicate suggestion) waits for it, then finds its run finished."""
-    try:
-        import fcntl  # noqa: PLC0415 - POSIX only; Windows has no fcntl
-    except ImportError:  # no POSIX locks: no waiting
-        yield
-        return
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"trial {number}: another process is training {run_dir.name}; waiting for it", file=sys.stderr)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _write_table(result: dict[str, Any], out: Path) -> None:
