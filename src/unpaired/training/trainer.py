@@ -110,7 +110,18 @@ class Trainer:
 
     # ================================================================ phases
     def fit(self) -> dict[str, Any]:
-        """Train until ``train.iters`` or the end of the schedule; returns the summary."""
+        """Train until ``train.iters`` or the end of the schedule; returns the summary. Under torchrun, a
+        process that dies stops the others with :class:`~.distributed.ProcessesLost`, which names the
+        checkpoint to resume from."""
+        try:
+            return self._fit()
+        except distributed.ProcessesLost as e:
+            info = getattr(self, "dist", distributed.DistInfo())
+            raise distributed.lost(
+                e, info, getattr(self, "iteration", 0), self.ckpt_path, getattr(self, "saved_iteration", None)
+            ) from e
+
+    def _fit(self) -> dict[str, Any]:
         state = self.setup()
         self.restore(state)
         self._emit("on_fit_start")
@@ -191,6 +202,14 @@ class Trainer:
                 )
             ckpt_io.set_rng_state(state["rng"])
             self._sums, self._n_sum = {"loss": {}, "stats": {}}, 0
+        if self.dist.enabled:
+            lo, hi = distributed.min_max_across(self.iteration)
+            if lo != hi:
+                raise ConfigError(
+                    f"the training processes start from different iterations ({lo} to {hi}; rank "
+                    f"{self.dist.rank} of {self.dist.world} from {self.iteration}, {self.ckpt_path}): every node "
+                    f"must see the same --out folder, on a file system they share"
+                )
         if self.dist.is_main:
             self.logger.resume(self.iteration)
             stale = self.run.remove_stale_temporaries()
