@@ -216,7 +216,8 @@ def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
     if device.type == "cpu":
         return "off", (
             "auto on cpu: compiling costs minutes of start-up for no faster step on CPUs (README, Speed), "
-            "and CUT's compiled G gradients differ from eager ones on the CPU"
+            "and CUT's compiled G gradients differ from eager ones on the CPU (inside inductor: with "
+            "the aot_eager backend they are identical; README, Speed)"
         )
     return "off", (
         f"auto on {device.type}: no measurement on this device class has shown a compiled step faster than "
