@@ -115,8 +115,19 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
         argv = ["evaluate", "run", str(runs[0]), "--data", str(split_dir), which, "latest", "--no-ci", "--json"]
         assert main([*argv, "--device", "cpu"]) == 0
         captured = capsys.readouterr()
-        assert json.loads(captured.out)["checkpoint"] == "latest.pt"
+        latest = json.loads(captured.out)
+        assert latest["checkpoint"] == "latest.pt"
         assert ("--checkpoint' is deprecated; write --which latest" in captured.err) == (which == "--checkpoint")
+        assert "fid_ci" not in latest and "kid_ci" not in latest  # --no-ci: no bootstrap intervals
+    # --pixel-tolerance: pixel accuracy within 60 levels instead of 10, per image as pair_metrics says
+    argv = ["evaluate", "run", str(runs[0]), "--data", str(split_dir), "--which", "latest", "--no-ci", "--json"]
+    assert main([*argv, "--pixel-tolerance", "60", "--device", "cpu"]) == 0
+    wide = json.loads(capsys.readouterr().out)["paired"]
+    assert wide["tolerance"] == 60 and latest["paired"]["tolerance"] == 10
+    fake = np.asarray(Image.open(runs[0] / "eval" / "test" / "001.png").convert("RGB"))
+    target = np.asarray(Image.open(split_dir / "testB" / "001.png").convert("RGB").resize((32, 32), Image.BICUBIC))
+    assert wide["per_image"]["001.png"] == pytest.approx(pair_metrics(fake, target, tolerance=60))
+    assert wide["pixel_acc"] > latest["paired"]["pixel_acc"] and wide["l1"] == pytest.approx(latest["paired"]["l1"])
     assert main(["evaluate", "run", str(runs[0]), "--data", str(split_dir), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("95% bootstrap over images (1000 resamples): FID [")
@@ -144,6 +155,16 @@ def test_validation_best_checkpoint_evaluate_and_report(split_dir, tmp_path, mon
         assert at == sorted(at)  # worst first
     assert "<strong>The 5 worst</strong>" in html and "**" not in html
     assert "http" not in html  # self-contained
+    # --worst 2: the two largest L1 errors per run, nothing else
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "report2"), "--worst", "2"]) == 0
+    html = (tmp_path / "report2" / "gallery.html").read_text()
+    assert html.count("<figure>") == 3 + 2 * (5 + 2) and "<strong>The 2 worst</strong>" in html
+    sections = html.split("<h3>")[1:]  # one per run: its triptychs (no L1 captions), then its worst
+    assert len(sections) == 2
+    for section, test in zip(sections, tests):
+        l1 = sorted(((v["l1"], k) for k, v in test["paired"]["per_image"].items()), reverse=True)
+        shown = re.findall(r"<figcaption>([0-9]+): L1 ([0-9.]+)</figcaption>", section)
+        assert shown == [(Path(k).stem, f"{v:.3f}") for v, k in l1[:2]]
 
 
 def test_profile_json(capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, fake_people2outline
 from PIL import Image
 
 from unpaired.cli import main
@@ -120,13 +120,18 @@ P2O = SHARED_DATA / "people2outline"
 
 
 @needs_inception
-@pytest.mark.skipif(not P2O.is_dir(), reason="../shared/data/people2outline is not available")
-def test_evaluate_fid_on_real_images(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("source", ["people2outline", "synthetic"])
+def test_evaluate_fid_on_real_images(tmp_path, monkeypatch, capsys, source):
+    """On people2outline's test pairs when ../shared is beside the clone, else (and also) on a
+    synthetic folder of the same layout (saturated noise photos, black-on-white line drawings)."""
+    if source == "people2outline" and not P2O.is_dir():
+        pytest.skip("../shared/data/people2outline is not available")
+    folder = P2O if source == "people2outline" else fake_people2outline(tmp_path / "p2o", n_train=0, n_test=16)
     monkeypatch.setenv("UNPAIRED_CACHE", str(tmp_path / "cache"))
     photos, outlines, outlines2 = (tmp_path / n for n in ("photos", "outlines", "outlines2"))
     for d in (photos, outlines, outlines2):
         d.mkdir()
-    for i, p in enumerate(sorted((P2O / "test").glob("*.jpg"))[:32]):
+    for i, p in enumerate(sorted((folder / "test").glob("*.jpg"))[:32]):
         im = Image.open(p).convert("RGB")
         w = im.width // 2
         im.crop((0, 0, w, im.height)).save(photos / f"{p.stem}.png")

@@ -1,6 +1,7 @@
 """The report of an experiment with seeds: per-row mean ± std over seeds, and paired comparisons of
 rows that differ only in their loss settings, computed from the runs' saved features."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -139,3 +140,18 @@ def test_paired_metrics_aa_row_and_too_few_seeds(tmp_path, monkeypatch):
     assert "| cut-ce-aa vs cut-ce | nothing (A/A: other seeds) | 0/100, 1/101, 2/102 | FID |" in md
     one = next(line for line in md.splitlines() if line.startswith("| FastCUT"))
     assert "| cut-one | 1 | 100.00 | too few seeds |" in one
+
+
+def test_collapsed_column_says_at_which_iteration(tmp_path):
+    """The report's "collapsed" column: "at iteration N" for a run whose validation found it collapsed
+    (summary.json's collapse.collapsed_at), "no" for one validated without a collapse."""
+    runs = [_fake_run(tmp_path / name, "cut", 0, fid, 0.1) for name, fid in (("healthy", 90.0), ("fell", 180.0))]
+    summary = json.loads((runs[1] / "summary.json").read_text())
+    summary["collapse"] = {"collapsed_at": 504, "reason": "60% of the translations are nearly constant"}
+    (runs[1] / "summary.json").write_text(json.dumps(summary))
+    report.write_report(runs, tmp_path / "report", compare=False)
+    md = (tmp_path / "report" / "results.md").read_text()
+    lines = {name: next(line for line in md.splitlines() if f"| {name} |" in line) for name in ("healthy", "fell")}
+    assert lines["fell"].endswith("| at iteration 504 |") and lines["healthy"].endswith("| no |")
+    rows = {r["run"]: r for r in csv.DictReader(open(tmp_path / "report" / "results.csv"))}
+    assert rows["fell"]["collapsed_at"] == "504" and rows["healthy"]["collapsed_at"] == ""

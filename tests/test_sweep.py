@@ -14,6 +14,8 @@ import pytest
 from test_evaluation import split_dir  # noqa: F401  (fixture)
 from test_metrics import needs_inception
 
+from unpaired import checkpoint as ckpt_io
+
 optuna = pytest.importorskip("optuna")
 
 
@@ -73,6 +75,8 @@ def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F81
         "train.epochs_decay=1",
         "--set",
         "train.save_every=2",
+        "--set",
+        "train.log_every=1",
     ]
     env = {**os.environ, "UNPAIRED_CACHE": str(tmp_path / "cache")}
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -83,6 +87,15 @@ def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F81
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    # the dead trial's checkpoint and its log up to it (each line carries its wall-clock time)
+    (dead,) = [p.parents[1] for p in (out / "trials").glob("*/checkpoints/latest.pt")]
+    saved = ckpt_io.load(dead)["progress"]["iteration"]
+    logged = []
+    for line in (dead / "metrics.jsonl").read_text().splitlines():
+        if not line.endswith("}") or json.loads(line)["iter"] > saved:  # past the checkpoint, or torn by the kill
+            break
+        logged.append(line)
+    assert saved >= 2 and len(logged) >= saved
     time.sleep(2.5)  # past the heartbeat grace period: the trial is stale
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -103,6 +116,10 @@ def test_sweep_survives_kill_and_reports_best(split_dir, tmp_path):  # noqa: F81
             assert step is None, (t.number, step)
     done = {tuple(sorted(t["params"].items())) for t in result["trials"] if t["state"] in ("COMPLETE", "PRUNED")}
     assert len(done) == 4  # every grid point, the killed one retried
+    # ... and its retry resumed the dead trial's checkpoint: the lines up to it were not written again
+    assert (dead / "metrics.jsonl").read_text().splitlines()[: len(logged)] == logged
+    assert json.loads((dead / "summary.json").read_text())["iteration"] > saved
+    assert [t["run_dir"] for t in result["trials"]].count(str(dead)) == 2  # the failed trial and its retry
     best = result["best"]
     complete = [t for t in result["trials"] if t["state"] == "COMPLETE"]
     assert best["val_fid"] == min(t["value"] for t in complete) and best["test_fid"] > 0
