@@ -89,7 +89,8 @@ def test_two_processes_equal_one_process_with_both_images(dataset_dir, tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = ckpt_io.load(one), ckpt_io.load(two)
-    assert a["progress"] == b["progress"] == {"epoch": 0, "batch": 2, "iteration": 2}
+    assert a["progress"] == {"epoch": 0, "batch": 2, "iteration": 2, "processes": 1}
+    assert b["progress"] == {"epoch": 0, "batch": 2, "iteration": 2, "processes": 2}
     for k, v in a["model"].items():
         if torch.is_tensor(v) and v.is_floating_point():
             # 2 updates of at most lr = 2e-4 each: 1e-6 is float32 rounding, not a different update

@@ -155,3 +155,30 @@ def test_collapsed_column_says_at_which_iteration(tmp_path):
     assert lines["fell"].endswith("| at iteration 504 |") and lines["healthy"].endswith("| no |")
     rows = {r["run"]: r for r in csv.DictReader(open(tmp_path / "report" / "results.csv"))}
     assert rows["fell"]["collapsed_at"] == "504" and rows["healthy"]["collapsed_at"] == ""
+
+
+def test_curves_of_a_row_of_seeds_are_their_mean_with_the_min_max_band():
+    """A row of several seeds is one curve: at each x the mean of the seeds that logged it, and
+    their min and max; a row of one run is that run, labelled with the run's name."""
+
+    def run(row, name, points):
+        return {
+            "row": row,
+            "name": name,
+            "method": "CUT - CE",
+            "losses": [{"iter": x, "loss": {"G": y}} for x, y in points],
+        }
+
+    runs = [
+        run("cut", "cut/seed0", [(1, 2.0), (2, 4.0), (3, 1.0)]),
+        run("cut", "cut/seed1", [(1, 6.0), (2, 1.0)]),  # stopped early: x = 3 has one seed
+        run("cut", "cut/seed2", [(1, 1.0), (2, 4.0)]),
+        run("focal", "focal/seed0", [(1, 5.0), (2, 3.0)]),
+    ]
+    curves = report.row_curves(runs, lambda r: [(rec["iter"], rec["loss"]["G"]) for rec in r["losses"]])
+    assert [c["label"] for c in curves] == ["CUT - CE (cut)", "CUT - CE (focal/seed0)"]
+    cut, focal = curves
+    assert cut["x"] == [1, 2, 3] and cut["seeds"] == 3
+    assert cut["mean"] == pytest.approx([3.0, 3.0, 1.0])
+    assert cut["lo"] == [1.0, 1.0, 1.0] and cut["hi"] == [6.0, 4.0, 1.0]
+    assert focal["mean"] == focal["lo"] == focal["hi"] == [5.0, 3.0] and focal["seeds"] == 1

@@ -79,7 +79,12 @@ def test_exact_resume_is_bit_identical(dataset_dir, tmp_path, model, precision, 
     assert train(dataset_dir, straight, model, "--iters", "9", "--num-workers", str(workers[0]), *args) == 0
     for stop, n, progress in ((2, workers[1], (0, 2)), (5, workers[2], (1, 2)), (9, workers[3], (3, 0))):
         assert train(dataset_dir, resumed, model, "--iters", str(stop), "--num-workers", str(n), *args) == 0
-        assert ckpt_io.load(resumed)["progress"] == {"epoch": progress[0], "batch": progress[1], "iteration": stop}
+        assert ckpt_io.load(resumed)["progress"] == {
+            "epoch": progress[0],
+            "batch": progress[1],
+            "iteration": stop,
+            "processes": 1,
+        }
     a, b = ckpt_io.load(straight), ckpt_io.load(resumed)
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key

@@ -21,7 +21,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -349,10 +349,51 @@ def compare_rows(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]]) -> 
 
 
 # ------------------------------------------------------------------------------------ plots
+def row_curves(runs: list[dict[str, Any]], value: Callable[[dict[str, Any]], list[tuple[float, float]]]) -> list[dict]:
+    """One curve per row: ``value(run)`` gives a run's (x, y) points; a row of several seeds gets
+    the mean over the seeds that have a point at each x, with their min and max (the band the plots
+    shade). Each curve: label, x, mean, lo, hi, seeds (how many runs it averages)."""
+    by_row: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_row.setdefault(r["row"], []).append(r)
+    curves = []
+    for row, members in by_row.items():
+        points: dict[float, list[float]] = {}
+        for r in members:
+            for x, y in value(r):
+                points.setdefault(x, []).append(y)
+        if not points:
+            continue
+        xs = sorted(points)
+        single = len(members) == 1
+        curves.append(
+            {
+                "label": f"{members[0]['method']} ({members[0]['name'] if single else row})",
+                "x": xs,
+                "mean": [float(np.mean(points[x])) for x in xs],
+                "lo": [float(np.min(points[x])) for x in xs],
+                "hi": [float(np.max(points[x])) for x in xs],
+                "seeds": len(members),
+            }
+        )
+    return curves
+
+
+def _draw(ax, curves: list[dict], **style) -> None:
+    """Mean lines; a shaded min-max band where a curve averages several seeds."""
+    for c in curves:
+        (line,) = ax.plot(
+            c["x"], c["mean"], label=c["label"] + (f", mean of {c['seeds']} seeds" if c["seeds"] > 1 else ""), **style
+        )
+        if c["seeds"] > 1:
+            ax.fill_between(c["x"], c["lo"], c["hi"], color=line.get_color(), alpha=0.15, lw=0)
+
+
 def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     """losses.png (every loss term over iterations), fid.png (validation FID over epochs) and
     nce_positive.png (per tapped layer, the mean softmax probability of the PatchNCE positive: the
-    quantity the focal loss reweights; mean over a row's seeds)."""
+    quantity the focal loss reweights). A row of several seeds is drawn as its mean over the seeds
+    with the min-max band shaded (:func:`row_curves`); a row of one run as that run."""
     import matplotlib  # noqa: PLC0415 - heavy, only when a report draws curves
 
     matplotlib.use("Agg")
@@ -367,16 +408,16 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
         plt.close(fig)
         written.append(out / name)
 
+    def logged(key: str, field: str) -> Callable[[dict[str, Any]], list[tuple[float, float]]]:
+        return lambda r: [(rec["iter"], rec[field][key]) for rec in r["losses"] if key in rec.get(field, {})]
+
     keys = sorted({k for r in runs for rec in r["losses"] for k in rec["loss"]})
     if keys:
         cols = min(3, len(keys))
         nrows = -(-len(keys) // cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), squeeze=False)
         for ax, key in zip(axes.flat, keys):
-            for r in runs:
-                pts = [(rec["iter"], rec["loss"][key]) for rec in r["losses"] if key in rec["loss"]]
-                if pts:
-                    ax.plot(*zip(*pts), label=r["name"], lw=1)
+            _draw(ax, row_curves(runs, logged(key, "loss")), lw=1)
             ax.set_title(key)
             ax.set_xlabel("iteration")
         for ax in list(axes.flat)[len(keys) :]:
@@ -385,16 +426,12 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
         save(fig, "losses.png")
     if any(r["val"] for r in runs):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for r in runs:
-            if r["val"]:
-                per = r["iters_per_epoch"] or 1
-                ax.plot(
-                    [v["iter"] / per for v in r["val"]],
-                    [v["val"]["fid"] for v in r["val"]],
-                    "o-",
-                    label=f"{r['method']} ({r['name']})",
-                    ms=3,
-                )
+        _draw(
+            ax,
+            row_curves(runs, lambda r: [(v["iter"] / (r["iters_per_epoch"] or 1), v["val"]["fid"]) for v in r["val"]]),
+            marker="o",
+            ms=3,
+        )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation FID (lower is better)")
         ax.legend(fontsize=7)
@@ -406,19 +443,8 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     )
     if layers:
         fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.2), squeeze=False)
-        by_row: dict[str, list[dict[str, Any]]] = {}
-        for r in runs:
-            by_row.setdefault(r["row"], []).append(r)
         for ax, key in zip(axes.flat, layers):
-            for row, members in by_row.items():
-                series: dict[int, list[float]] = {}
-                for r in members:
-                    for rec in r["losses"]:
-                        if key in rec.get("stats", {}):
-                            series.setdefault(rec["iter"], []).append(rec["stats"][key])
-                if series:
-                    its = sorted(series)
-                    ax.plot(its, [np.mean(series[i]) for i in its], lw=1, label=f"{members[0]['method']} ({row})")
+            _draw(ax, row_curves(runs, logged(key, "stats")), lw=1)
             ax.set_title(f"layer {key.rsplit('layer', 1)[1]}")
             ax.set_xlabel("iteration")
             ax.set_ylim(0, 1)
@@ -742,4 +768,5 @@ __all__ = [
     "compare_rows",
     "build_document",
     "plot_curves",
+    "row_curves",
 ]

@@ -6,6 +6,7 @@ puts it back."""
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,12 @@ def build_parts(
     return Parts(model, optimizers, schedulers, step)
 
 
-def resumable_state(run: RunFolder, cfg: Config) -> dict[str, Any] | None:
+def resumable_state(run: RunFolder, cfg: Config, world: int = 1) -> dict[str, Any] | None:
     """The run folder's latest checkpoint, None when it has none; a :class:`CheckpointError` when it
     cannot be resumed, a :class:`ConfigError` when its configuration differs from ``cfg`` (beyond
-    :data:`~unpaired.config.RUNTIME_FIELDS`)."""
+    :data:`~unpaired.config.RUNTIME_FIELDS`). ``world`` processes may resume a run trained by
+    another number of them when the global batch (processes x ``data.batch_size``) stays the same:
+    the sequence of global batches is then the same (folder datasets only)."""
     path = run.latest
     if not path.exists():
         return None
@@ -112,12 +115,26 @@ def resumable_state(run: RunFolder, cfg: Config) -> dict[str, Any] | None:
             f"own latest.pt back"
         )
     saved = Config.from_dict(state["config"], strict=False)
-    changes = diff(saved, cfg, ignore=RUNTIME_FIELDS)
+    saved_world = state["progress"].get("processes", 1)  # checkpoints before it was recorded: one process
+    same_global_batch = saved.data.batch_size * saved_world == cfg.data.batch_size * world
+    regrouped = same_global_batch and saved_world != world and cfg.data.mode != "single"
+    changes = diff(saved, cfg, ignore=RUNTIME_FIELDS | ({"data.batch_size"} if regrouped else set()))
+    if saved_world != world and not same_global_batch:
+        changes.append(
+            f"processes x data.batch_size: {saved_world} x {saved.data.batch_size} -> {world} x "
+            f"{cfg.data.batch_size} (another number of processes resumes a run when processes x --batch-size "
+            f"stays {saved_world * saved.data.batch_size})"
+        )
     if changes:
         raise ConfigError(
             f"{run.path} already holds a run with a different configuration:\n  "
             + "\n  ".join(changes)
             + "\nResume it with the same settings, or choose a new --out folder."
+        )
+    if regrouped and os.environ.get("RANK", "0") == "0":  # one note, not one per process
+        note(
+            f"note: {run.path} was trained by {saved_world} process(es) with batch {saved.data.batch_size}; "
+            f"{world} resume it with batch {cfg.data.batch_size} (the same global batch)"
         )
     if saved.data.root != cfg.data.root:
         note(f"note: data folder changed from {saved.data.root} to {cfg.data.root}")

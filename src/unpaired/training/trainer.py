@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -145,7 +146,8 @@ class Trainer:
         """Devices, data and the parts. Returns the checkpoint state to resume from (None for a fresh
         run). The run folder appears only once the settings and the data are known to be usable."""
         cfg, tc = self.cfg, self.cfg.train
-        state = resumable_state(self.run, self.cfg)  # a different configuration fails here
+        world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's; the process group is joined below
+        state = resumable_state(self.run, self.cfg, world)  # a different configuration fails here
         self.dist, device_name = distributed.setup(tc.device)
         self.device = select_device(device_name)
         configure_determinism(self.device, tc.deterministic)
@@ -336,7 +338,13 @@ class Trainer:
             "format": ckpt_io.FORMAT_VERSION,
             "config": self.cfg.to_dict(),
             **self.parts.state_dict(),  # model, optimizers, schedulers, scaler
-            "progress": {"epoch": self.epoch, "batch": self.batch, "iteration": self.iteration},
+            # processes: a resume by another number of them keeps processes x batch (resumable_state)
+            "progress": {
+                "epoch": self.epoch,
+                "batch": self.batch,
+                "iteration": self.iteration,
+                "processes": self.dist.world,
+            },
             "rng": ckpt_io.rng_state(),
             "data_problems": {"skipped": self.data_problems.skipped},
             "validation": self.validator.state,
