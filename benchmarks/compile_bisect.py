@@ -13,6 +13,11 @@ The backends peel torch.compile apart layer by layer:
     inductor                    + inductor's lowering and generated kernels (what --compile uses)
 
     .venv/bin/python benchmarks/compile_bisect.py --models cut --backends aot_eager inductor
+    .venv/bin/python benchmarks/compile_bisect.py --backends inductor --inductor cpp.simdlen=1
+
+``--inductor KEY=VALUE`` sets one of ``torch._inductor.config``'s switches (a Python literal) before
+compiling, to rule a part of inductor in or out (run each in a fresh process with
+TORCHINDUCTOR_FORCE_DISABLE_CACHES=1, so no cached kernel is reused).
 
 Compiling is slow on a loaded 2-core machine (minutes per backend); each line is printed when ready.
 """
@@ -53,10 +58,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["cut"])
     p.add_argument("--backends", nargs="+", default=["aot_eager", "aot_eager_decomp_partition", "inductor"])
+    p.add_argument("--inductor", nargs="*", default=[], metavar="KEY=VALUE", help="inductor config switches")
     args = p.parse_args()
+    import ast  # noqa: PLC0415 - only for --inductor
+
     import torch._inductor.config as inductor_config  # noqa: PLC0415 - as CompiledStep does
 
     inductor_config.fallback_random = True
+    for item in args.inductor:
+        key, value = item.split("=", 1)
+        *path, name = key.split(".")
+        target = inductor_config
+        for part in path:
+            target = getattr(target, part)
+        getattr(target, name)  # an unknown switch fails here, not silently
+        setattr(target, name, ast.literal_eval(value))
+        print(f"inductor config: {key} = {value}", flush=True)
     print(f"torch {torch.__version__}, {SIZE} px, one step, fp32, CPU", flush=True)
     for model_name in args.models:
         ref = gradients(model_name, None)

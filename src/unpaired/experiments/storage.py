@@ -110,7 +110,8 @@ def storage_cause(e: BaseException) -> BaseException | None:
         names = {c.__module__.split(".")[0] + "." + c.__name__ for c in type(e).__mro__}
         if "sqlalchemy.SQLAlchemyError" in names or "optuna.StorageInternalError" in names:
             return e
-        e = e.__cause__ or e.__context__
+        # `raise ... from None` (our own one-line errors) hides the context: not a database error then
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
     return None
 
 
