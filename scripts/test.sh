@@ -19,5 +19,5 @@ fi
 # the documentation site builds strictly (broken links, missing pages, API entries that no longer exist)
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 # the compile-marked tests (torch.compile of every model, minutes each on 2 cores; CUT's is a known
-# mismatch, README Speed) run with: .venv/bin/python -m pytest -m compile tests/test_compiled_step.py
+# mismatch, docs/measured/speed.md) run with: .venv/bin/python -m pytest -m compile tests/test_compiled_step.py
 .venv/bin/python -m pytest tests -m "not compile" "$@"

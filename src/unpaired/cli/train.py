@@ -126,7 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="how the training step runs: off = eager; compile = networks compiled with torch.compile "
         "(first iterations compile; same results to float rounding); cudagraphs = compiled and "
         "replayed as CUDA graphs (GPU); auto (default) = the fastest exact path measured for the "
-        "device (README, Speed); the log and summary.json say which ran",
+        "device (docs/measured/speed.md); the log and summary.json say which ran",
     )
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument(

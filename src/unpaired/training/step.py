@@ -212,12 +212,12 @@ def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
     if mode != "auto":
         return mode, "asked for"
     # auto picks a compiled mode only where a measurement showed it faster than eager and equal to
-    # it on that device class; none has yet (README, Speed), so it is the eager step everywhere
+    # it on that device class; none has yet (docs/measured/speed.md), so it is the eager step everywhere
     if device.type == "cpu":
         return "off", (
-            "auto on cpu: compiling costs minutes of start-up for no faster step on CPUs (README, Speed), "
+            "auto on cpu: compiling costs minutes of start-up for no faster step on CPUs (docs/measured/speed.md), "
             "and CUT's compiled G gradients differ from eager ones on the CPU (inside inductor: with "
-            "the aot_eager backend they are identical; README, Speed)"
+            "the aot_eager backend they are identical; docs/measured/speed.md)"
         )
     return "off", (
         f"auto on {device.type}: no measurement on this device class has shown a compiled step faster than "
