@@ -188,8 +188,8 @@ MUTATIONS = [
     Mutation(
         "report-worst-ignored",
         "cli/experiments.py",
-        "worst=args.worst",
-        "worst=8",
+        '"worst": args.worst',
+        '"worst": 8',
         ("tests/test_evaluation.py", "-k", "validation_best"),
         "report --worst N always shows the 8 worst",
     ),

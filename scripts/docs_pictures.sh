@@ -9,6 +9,8 @@
 # networks at a quarter width, 300 iterations each, validation every 100), scored on the test split.
 # Needs chromium (apt-get install chromium) and an otherwise idle CPU: tens of minutes on 2 cores.
 #   bash scripts/docs_pictures.sh            # OUT=runs/docs-pictures by default
+# Parts already in OUT (the demo, a trained and evaluated run) are reused, so a rerun only redoes
+# the screenshots; DEMO=DIR takes the demo's overview from a demo run elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,11 +24,13 @@ shot() {  # shot URL FILE HEIGHT: a 1280-wide headless screenshot
     --screenshot="$2" "$1" 2>/dev/null
 }
 
-"$U" demo --out "$OUT/demo" --quiet
-cp "$OUT/demo/overview.png" "$IMAGES/overview.png"
+DEMO=${DEMO:-$OUT/demo}
+[ -f "$DEMO/overview.png" ] || "$U" demo --out "$DEMO" --quiet
+cp "$DEMO/overview.png" "$IMAGES/overview.png"
 
 [ -d "$OUT/p2o" ] || "$U" data split "$DATA" --out "$OUT/p2o"
 for m in cut cut-focal; do
+  [ -f "$OUT/runs/$m/eval/test.json" ] && continue
   "$U" train --model "$m" --data "$OUT/p2o" --out "$OUT/runs/$m" --size 64 --iters 300 \
     --set model.ngf=16 --set model.ndf=16 --val-every 100 --val-unit iter --val-num 16 --quiet
   "$U" evaluate run "$OUT/runs/$m" --data "$OUT/p2o" --split test
