@@ -201,3 +201,19 @@ def on_pre_build(config) -> None:  # noqa: ARG001 - the hook's signature
 
 def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001
     return latex_to_mathml(markdown)
+
+
+# ----------------------------------------------------------------------------- Sphinx roles in docstrings
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data):<code>(~?)\.?([^<]*)</code>")
+
+
+def _role_text(m: re.Match) -> str:
+    """Sphinx's rendering of a role: ``~a.b.C`` shows ``C``, ``a.b.C`` shows it whole."""
+    name = m.group(2)
+    return f"<code>{name.rsplit('.', 1)[-1] if m.group(1) else name}</code>"
+
+
+def on_page_content(html: str, page, config, files) -> str:  # noqa: ARG001 - the hook's signature
+    """The API pages' docstrings use Sphinx roles (:class:`X`), which mkdocstrings leaves as text: show
+    the name as code, as Sphinx would."""
+    return _ROLE.sub(_role_text, html)
