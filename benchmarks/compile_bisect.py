@@ -11,6 +11,9 @@ The backends peel torch.compile apart layer by layer:
     aot_eager                   + AOT autograd (functionalization, joint graph, partitioner)
     aot_eager_decomp_partition  + inductor's decompositions and min-cut partitioner, run eagerly
     inductor                    + inductor's lowering and generated kernels (what --compile uses)
+    inductor-vec-forward        inductor, its CPU kernels vectorized in the forward graphs only
+    inductor-vec-backward       inductor, its CPU kernels vectorized in the backward graphs only
+                                (the other graphs with cpp.simdlen=1: scalar C++ loops)
 
     .venv/bin/python benchmarks/compile_bisect.py --models cut --backends aot_eager inductor
     .venv/bin/python benchmarks/compile_bisect.py --backends inductor --inductor cpp.simdlen=1
@@ -37,6 +40,20 @@ from unpaired.training.step import TrainStep, compile_networks
 SIZE = 32
 
 
+def vectorized_in(part: str):
+    """A torch.compile backend: inductor with SIMD kernels in the ``part`` ('forward' or 'backward')
+    graphs only, scalar loops elsewhere, to tell which graph's vectorized kernels differ."""
+    import torch._inductor.config as inductor_config  # noqa: PLC0415 - slow import
+    from torch._inductor.compile_fx import compile_fx, compile_fx_inner  # noqa: PLC0415
+
+    def inner(gm, example_inputs, **kwargs):
+        vectorize = bool(kwargs.get("is_backward", False)) == (part == "backward")
+        with inductor_config.patch({"cpp.simdlen": None if vectorize else 1}):
+            return compile_fx_inner(gm, example_inputs, **kwargs)
+
+    return lambda gm, example_inputs: compile_fx(gm, example_inputs, inner_compile=inner)
+
+
 def gradients(model_name: str, backend: str | None) -> dict[str, torch.Tensor]:
     overrides = {"model.ngf": 8, "model.ndf": 8, "model.n_blocks": 2}
     if model_name != "cyclegan":
@@ -45,7 +62,8 @@ def gradients(model_name: str, backend: str | None) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     model = build_model(cfg)
     if backend is not None:
-        compile_networks(model, backend=backend)
+        chosen = vectorized_in(backend.rsplit("-", 1)[1]) if str(backend).startswith("inductor-vec-") else backend
+        compile_networks(model, backend=chosen)
     step = TrainStep(model, model.make_optimizers(2e-4, (0.5, 0.999), 1.0), Precision("fp32", torch.device("cpu")))
     g = torch.Generator().manual_seed(1)
     batch = {k: torch.rand((1, 3, SIZE, SIZE), generator=g) * 2 - 1 for k in "AB"}
