@@ -17,14 +17,22 @@ from unpaired.cli import main
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0_2_0"
 EXPECTED = torch.load(FIXTURES / "expected_outputs.pt")
+# The fixtures were made on one x86 CPU; PyTorch's CPU kernels (oneDNN convolutions) pick their
+# code by CPU, so on another CPU the same weights give outputs a few float32 roundings apart
+# (measured 2026-12-05 on an AMD EPYC: 1.3e-6 at most, 10 of 5,760 values above 1e-6). Same pixels means
+# equal to within that; any change of the code that loads the files moves them by far more.
+CROSS_CPU_ATOL = 1e-5
+
+
+def translate_fixture(name: str) -> torch.Tensor:
+    path = FIXTURES / (name if "." in name else f"{name}.pt")
+    return unpaired.load(path, device="cpu").translate_tensor(torch.load(FIXTURES / "input.pt"))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_files_written_by_0_2_0_translate_to_the_same_pixels(name):
-    path = FIXTURES / (name if "." in name else f"{name}.pt")
-    translator = unpaired.load(path, device="cpu")
-    out = translator.translate_tensor(torch.load(FIXTURES / "input.pt"))
-    assert torch.equal(out, EXPECTED[name]), (out - EXPECTED[name]).abs().max()
+    out = translate_fixture(name)
+    torch.testing.assert_close(out, EXPECTED[name], rtol=0, atol=CROSS_CPU_ATOL)
 
 
 def test_a_run_started_by_0_2_0_resumes_bit_exactly(tmp_path):
@@ -45,6 +53,11 @@ def test_a_run_started_by_0_2_0_resumes_bit_exactly(tmp_path):
     assert main(args) == 0
     state = torch.load(run / "checkpoints" / "latest.pt", map_location="cpu", weights_only=False)
     assert state["progress"]["iteration"] == expected["iterations"]
+    if not torch.equal(translate_fixture("cut"), EXPECTED["cut"]):
+        pytest.skip(
+            "bit-exact comparison with 0.2.0's run needs the kind of CPU that made the fixtures: this one's "
+            "kernels round differently (the fixture translations differ in the last bits); the resume itself ran"
+        )
     h = hashlib.sha256()
     for k in sorted(state["model"]):
         h.update(k.encode())
