@@ -133,6 +133,11 @@ class CUT(nn.Module):
     ) -> dict[str, torch.optim.Optimizer]:
         return {name: adam(getattr(self, name).parameters(), lr, betas, eps) for name in ("G", "D", "F")}
 
+    @property
+    def twice_differentiated(self) -> dict[str, str]:
+        """Networks the step differentiates twice, with why: R1 takes the gradient of D's gradient."""
+        return {"D": "R1 differentiates its gradient"} if self.cfg.lambda_r1 > 0 else {}
+
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D on the images, or on their d_tile_size tiles (the thesis's SinCUT: 128 px crops, 64 px tiles),
         after DiffAugment (``model.d_augment``; each image drawn independently) when it is on."""

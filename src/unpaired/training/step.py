@@ -135,19 +135,22 @@ class TrainStep:
 COMPILED_METHODS = ("forward", "encode", "forward_with_features")
 
 
-def compile_networks(model: torch.nn.Module, **options) -> list[str]:
+def compile_networks(model: torch.nn.Module, **options) -> tuple[list[str], dict[str, str]]:
     """``torch.compile`` the networks of a model in place (state dict keys are unchanged): each
     trainable child's ``forward`` and, for generators, ``encode`` / ``forward_with_features``.
-    Returns the names of the compiled networks."""
+    Returns the names of the compiled networks, and those left eager with why."""
+    # torch.compile's autograd (aot_autograd) has no double backward: a network whose gradient is
+    # differentiated again (R1) must run eagerly, or the whole compiled step fails on its first call
+    eager = dict(getattr(model, "twice_differentiated", {}))
     compiled = []
     for name, net in model.named_children():
-        if not any(p.requires_grad for p in net.parameters()) or name == "F":
+        if not any(p.requires_grad for p in net.parameters()) or name == "F" or name in eager:
             continue  # loss modules; F is a few small MLPs around randperm and gathers: nothing to fuse
         for method in COMPILED_METHODS:
             if hasattr(net, method):
                 setattr(net, method, torch.compile(getattr(net, method), **options))
         compiled.append(name)
-    return compiled
+    return compiled, eager
 
 
 class CompiledStep(TrainStep):
@@ -170,7 +173,9 @@ class CompiledStep(TrainStep):
             name: {m: net.__dict__.get(m) for m in COMPILED_METHODS} for name, net in self.model.named_children()
         }
         # reduce-overhead: each compiled forward and backward is replayed as a CUDA graph (one launch)
-        self.compiled = compile_networks(self.model, **({"mode": "reduce-overhead"} if cuda_graphs else {}))
+        self.compiled, self.left_eager = compile_networks(
+            self.model, **({"mode": "reduce-overhead"} if cuda_graphs else {})
+        )
         self._first = True
 
     def __call__(self, batch: dict[str, torch.Tensor], **draws) -> StepResult:
@@ -204,7 +209,7 @@ class CompiledStep(TrainStep):
                     net.__dict__.pop(method, None)
                 else:
                     setattr(net, method, original)
-        self.name, self.compiled = "eager", []
+        self.name, self.compiled, self.left_eager = "eager", [], {}
 
 
 def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
@@ -215,10 +220,7 @@ def choose_mode(mode: str, device: torch.device) -> tuple[str, str]:
     # it on that device class; none has yet (docs/measured/speed.md), so it is the eager step everywhere
     if device.type == "cpu":
         return "off", (
-            "auto on cpu: compiling costs minutes of start-up for no faster step on CPUs (docs/measured/speed.md), "
-            "and CUT's compiled G gradients differ from eager ones on the CPU by about 1% (the rounding "
-            "of inductor's vectorized kernels lands on the other side of a kink of the CUT step; "
-            "docs/measured/speed.md)"
+            "auto on cpu: compiling costs minutes of start-up for no faster step on CPUs (docs/measured/speed.md)"
         )
     return "off", (
         f"auto on {device.type}: no measurement on this device class has shown a compiled step faster than "
@@ -249,6 +251,10 @@ def build_step(
         log(
             f"step: {step.name} ({why}; torch.compile of {', '.join(step.compiled)}"
             + (", replayed as CUDA graphs" if step.name == "cudagraphs" else "")
+            + "".join(
+                f"; {name} stays eager ({reason}: torch.compile has no double backward)"
+                for name, reason in step.left_eager.items()
+            )
             + "; the first iterations compile)"
         )
         return step
