@@ -1,12 +1,14 @@
-"""Translation speed: images/s of the CUT generator (ngf 64, 9 blocks) at 256x256, by precision and batch size.
+"""Translation speed: images/s of the CUT generator (ngf 64, 9 blocks) at 256x256, by precision, batch size
+and ``translate --compile`` mode (off: eager; compile: torch.compile of the generator).
 
 What `unpaired translate` spends per image beyond file reading and writing: padding, the generator
 (under autocast for bf16/fp16) and cropping, through :class:`unpaired.Translator`. Random weights
 (speed does not depend on them). Each cell: median over --repeats timed batches after one warm-up
-batch. Time on a quiet machine: a second process halves the figures.
+batch (which, compiled, compiles that shape: its seconds are printed apart). Time on a quiet machine:
+a second process halves the figures.
 
     .venv/bin/python benchmarks/translate_speed.py [--device cpu] [--size 256] [--precisions fp32 bf16]
-                                                  [--batch-sizes 1 8] [--repeats 3] [--json]
+                                                  [--batch-sizes 1 8] [--modes off compile] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ from unpaired.methods import build_generator, preset
 from unpaired.nets.init import init_weights
 
 
-def measure(translator: Translator, batch: int, size: int, repeats: int) -> float:
-    """Images per second: median over ``repeats`` timed calls on ``batch`` images, after one warm-up."""
+def measure(translator: Translator, batch: int, size: int, repeats: int) -> tuple[float, float]:
+    """Images per second: median over ``repeats`` timed calls on ``batch`` images, after one warm-up
+    call; and the warm-up's seconds (compilation, for a compiled generator)."""
     x = torch.rand(batch, translator.channels, size, size) * 2 - 1
-    translator(x)  # warm-up: kernel selection, allocations
+    t0 = time.perf_counter()
+    translator(x)  # warm-up: kernel selection, allocations, compilation
+    if translator.device.type == "cuda":
+        torch.cuda.synchronize()
+    warmup = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         if translator.device.type == "cuda":
@@ -40,7 +47,7 @@ def measure(translator: Translator, batch: int, size: int, repeats: int) -> floa
         if translator.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return batch / statistics.median(times)
+    return batch / statistics.median(times), warmup
 
 
 def main() -> None:
@@ -49,6 +56,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    p.add_argument("--modes", nargs="+", default=["off"], choices=["off", "compile"], help="translate --compile")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -58,16 +66,20 @@ def main() -> None:
     torch.manual_seed(0)
     G = init_weights(build_generator(cfg), cfg.model.init_gain)
     rows = []
-    for precision in args.precisions:
-        translator = Translator(G, cfg, device, precision=precision)
-        for batch in args.batch_sizes:
-            rows.append(
-                {
-                    "precision": precision,
-                    "batch_size": batch,
-                    "images_per_sec": measure(translator, batch, args.size, args.repeats),
-                }
-            )
+    for mode in args.modes:
+        for precision in args.precisions:
+            translator = Translator(G, cfg, device, precision=precision, compile=mode)
+            for batch in args.batch_sizes:
+                speed, warmup = measure(translator, batch, args.size, args.repeats)
+                rows.append(
+                    {
+                        "mode": mode,
+                        "precision": precision,
+                        "batch_size": batch,
+                        "images_per_sec": speed,
+                        "first_call_s": warmup,
+                    }
+                )
     env = {
         "torch": torch.__version__,
         "device": str(device),
@@ -84,9 +96,10 @@ def main() -> None:
         f"CUT generator, {args.size}x{args.size}, {device}, torch {env['torch']}, {env['threads']} threads, "
         f"{env['cpu']}, load {env['load_1min']}, {env['date']}"
     )
-    print("| precision | batch size | images/s |\n|---|---|---|")
+    print("| --compile | precision | batch size | images/s | first call (s) |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['precision']} | {r['batch_size']} | {r['images_per_sec']:.2f} |")
+        cells = [r["mode"], r["precision"], r["batch_size"], f"{r['images_per_sec']:.2f}", f"{r['first_call_s']:.1f}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
 
 
 if __name__ == "__main__":

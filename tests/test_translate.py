@@ -316,3 +316,102 @@ def test_run_or_file_with_which_and_the_old_spelling(tiny_run, tmp_path, capsys)
     )
     assert translate()[0] == 2
     assert "give the model as RUN_or_FILE" in capsys.readouterr().err
+
+
+def tiny_generator(seed: int = 0):
+    """A small CUT generator whose outputs span the range, and its config."""
+    import torch
+    from conftest import TINY
+
+    from unpaired.config import resolve
+    from unpaired.methods import build_generator, preset
+    from unpaired.nets.init import init_weights
+
+    cfg = resolve(preset("cut", crop_size=32, **TINY))
+    torch.manual_seed(seed)
+    G = init_weights(build_generator(cfg), cfg.model.init_gain)
+    state = {f"G.{k}": v for k, v in G.state_dict().items()}
+    spread_generator_outputs(state, "G.", 40.0)
+    G.load_state_dict({k[2:]: v for k, v in state.items()})
+    return G, cfg
+
+
+def test_compile_auto_is_off_until_measured_and_the_first_line_says_why(tiny_run, tmp_path, capsys):
+    import torch
+
+    from unpaired.config import ConfigError
+    from unpaired.inference.translator import choose_translate_mode
+
+    for device in ("cpu", "cuda", "mps"):
+        mode, why = choose_translate_mode("auto", torch.device(device))
+        assert mode == "off" and why.startswith(f"auto on {device}:")
+    assert "translate_speed.py" in choose_translate_mode("auto", torch.device("cuda"))[1]
+    assert choose_translate_mode("compile", torch.device("cpu")) == ("compile", "asked for")
+    with pytest.raises(ConfigError, match="compile must be one of auto, off, compile"):
+        choose_translate_mode("cudagraphs", torch.device("cpu"))
+    write_mixed_folder(tmp_path / "in", [(40, 48)])
+    assert main(["translate", str(tiny_run), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o")]) == 0
+    assert "; generator eager (auto on cpu: compiling costs more start-up than it saves" in capsys.readouterr().err
+
+
+def test_compile_refuses_a_traced_export():
+    from pathlib import Path
+
+    from unpaired.config import ConfigError
+    from unpaired.inference.translator import load
+
+    export = Path(__file__).parent / "fixtures" / "v0_2_0" / "cut.torchscript.pt"
+    assert load(export, device="cpu", compile="off").compile == "off"
+    with pytest.raises(ConfigError, match="a TorchScript export runs as it was traced"):
+        load(export, device="cpu", compile="compile")
+
+
+def test_a_failed_compilation_translates_eagerly_and_says_so(monkeypatch):
+    """No compiler here: torch.compile gives a function that fails as inductor does without one."""
+    import torch
+
+    from unpaired.inference.translator import Translator
+
+    G, cfg = tiny_generator()
+    x = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    eager = Translator(G, cfg)(x)
+
+    def broken(fn, **options):
+        def run(*args, **kwargs):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    lines = []
+    translator = Translator(G, cfg, compile="compile", log=lines.append)
+    assert translator.compile == "compile"
+    assert torch.equal(translator(x), eager) and torch.equal(translator(x), eager)
+    assert lines == [
+        "translate: torch.compile failed (RuntimeError: InvalidCxxCompiler: No working C++ compiler found); "
+        "translating with the eager generator instead"
+    ]
+    assert "forward" not in translator.generator.__dict__  # the generator's own forward again
+
+
+@pytest.mark.compile
+def test_compiled_translation_equals_eager():
+    """torch.compile of the generator (inductor, CPU): two image sizes, batch 2 and 1, as eager to 1e-5."""
+    import torch
+
+    from unpaired.inference.translator import Translator
+
+    G, cfg = tiny_generator()
+    inputs = [
+        torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(h)) * 2 - 1
+        for b, h, w in ((2, 40, 48), (1, 64, 36))
+    ]
+    eager = [Translator(G, cfg)(x) for x in inputs]
+    lines = []
+    translator = Translator(G, cfg, compile="compile", log=lines.append)
+    compiled = [translator(x) for x in inputs]
+    assert lines == [] and "forward" in translator.generator.__dict__  # compiled, no fallback
+    assert "forward" not in G.__dict__ and torch.equal(Translator(G, cfg)(inputs[0]), eager[0])  # G left as it was
+    for a, b in zip(eager, compiled):
+        assert a.std() > 0.2  # outputs that span the range, not flat grey
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..inference.export import FORMATS, export_generator
 from ..inference.folders import plan_translation, translate_files
 from ..inference.serve import serve
-from ..inference.translator import load
+from ..inference.translator import TRANSLATE_MODES, load
 from . import options
 from .options import positive_int, run_or_file
 
@@ -25,6 +25,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         precision=args.precision,
         batch_size=args.batch_size,
+        compile=args.compile,
     )
     plan = plan_translation(args.input, args.output, "." + args.format)
     kept = len(plan.existing) if args.skip_existing else 0
@@ -39,7 +40,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
         print(
             f"{info['display_name']} ({info['method']}{trained}, {info['format']}) on {translator.device}, "
             f"{translator.precision}, batch size {args.batch_size}: {len(plan.inputs) - kept} image(s)"
-            + (f"; {kept} already translated, kept (--skip-existing)" if kept else ""),
+            + (f"; {kept} already translated, kept (--skip-existing)" if kept else "")
+            + (
+                f"; generator compiled ({translator.compile_reason}; each new image size compiles first)"
+                if translator.compile == "compile"
+                else f"; generator eager ({translator.compile_reason})"
+            ),
             file=sys.stderr,
         )
     written, errors = translate_files(
@@ -130,6 +136,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         tr,
         default="fp32",
         help="inference precision (autocast; default fp32); fp16 needs a GPU, bf16 also runs on CPUs",
+    )
+    tr.add_argument(
+        "--compile",
+        choices=TRANSLATE_MODES,
+        default="auto",
+        help="run the generator through torch.compile: compile (the first batch of each image size "
+        "compiles, seconds to minutes), off, or auto (default: off until a measurement shows it "
+        "faster on the device; the first line says which and why). Runs and .safetensors only",
     )
     tr.add_argument(
         "--skip-existing",

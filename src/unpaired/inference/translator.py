@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import copy
+import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 from PIL import Image
@@ -41,6 +44,49 @@ def check_precision(precision: str, device: torch.device, generator: torch.nn.Mo
     return precision
 
 
+TRANSLATE_MODES = ("auto", "off", "compile")  # how the generator runs: translate --compile
+
+
+def choose_translate_mode(mode: str, device: torch.device) -> tuple[str, str]:
+    """The mode (``off`` or ``compile``) that ``mode`` stands for on ``device``, and why."""
+    if mode not in TRANSLATE_MODES:
+        raise ConfigError(f"compile must be one of {', '.join(TRANSLATE_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode, "asked for"
+    # auto compiles only where a measurement showed compiled translation faster (docs/measured/speed.md)
+    if device.type == "cuda":
+        return "off", (
+            "auto on cuda: no GPU measurement has shown compiled translation faster yet "
+            "(benchmarks/translate_speed.py --modes off compile)"
+        )
+    return "off", f"auto on {device.type}: compiling costs more start-up than it saves off GPUs"
+
+
+class _CompiledForward:
+    """``generator.forward`` compiled by ``torch.compile``; should compiling fail on the first call,
+    the generator's own forward takes over and ``log`` gets one line saying why."""
+
+    def __init__(self, generator: torch.nn.Module, log: Callable[[str], None]):
+        self.generator, self.log = generator, log
+        self.compiled = torch.compile(generator.forward)
+        self.first = True
+
+    def __call__(self, *args, **kwargs):
+        if not self.first:
+            return self.compiled(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: translate eagerly, saying so
+            del self.generator.forward  # the class's forward again
+            self.log(
+                f"translate: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                f"translating with the eager generator instead"
+            )
+            return self.generator(*args, **kwargs)
+        self.first = False
+        return out
+
+
 class Translator:
     """A trained A->B generator that translates images of any size: ``translator(x)``.
 
@@ -51,7 +97,9 @@ class Translator:
     at a time). Sides are padded to the generator's multiple and cropped back; images above
     ``AUTO_TILE_PIXELS`` (or all, with ``tile``) are translated in overlapping tiles.
 
-    ``precision``: fp32, bf16 or fp16 (autocast; fp16 needs a GPU). ``info`` describes the model
+    ``precision``: fp32, bf16 or fp16 (autocast; fp16 needs a GPU). ``compile``: off, compile
+    (``torch.compile`` of the generator; the first batch of each new shape compiles) or auto (off
+    until a measurement shows it faster; ``compile_reason`` says why). ``info`` describes the model
     alike for runs and exports: method, display_name, iterations, source, input_multiple, channels,
     train_size, format."""
 
@@ -66,6 +114,8 @@ class Translator:
         precision: str = "fp32",
         batch_size: int = 1,
         info: dict | None = None,
+        compile: str = "off",
+        log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
     ):
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
@@ -79,6 +129,17 @@ class Translator:
         self.precision = check_precision(precision, self.device, self.generator)
         self.batch_size = batch_size
         self.info = {**model_info(config, self.generator, source), **(info or {})}
+        self.compile, self.compile_reason = choose_translate_mode(compile, self.device)
+        if self.compile == "compile":
+            if not isinstance(self.generator, torch.nn.Module) or hasattr(self.generator, "fixed_precision"):
+                kind = getattr(self.generator, "format_name", type(self.generator).__name__)
+                raise ConfigError(
+                    f"--compile compile needs the generator's weights; a {kind} export runs as "
+                    f"it was traced: translate from the run, its checkpoint or its .safetensors export"
+                )
+            # a shallow copy (the same weights) carries the compiled forward: the caller's module stays as it was
+            self.generator = copy.copy(self.generator)
+            self.generator.forward = _CompiledForward(self.generator, log)
 
     @property
     def channels(self) -> int:
@@ -167,11 +228,13 @@ def load(
     overlap: int = 128,
     precision: str = "fp32",
     batch_size: int = 1,
+    compile: str = "off",
 ) -> Translator:
     """A :class:`Translator` from a run folder (its ``checkpoint``: ``latest`` or ``best``), a
     checkpoint file, or a file written by ``unpaired export`` (.safetensors; TorchScript and .onnx
     too, in fp32, when torch.jit / onnxruntime can run them). ``device``: auto (cuda, then mps, then
-    cpu), cpu, cuda, cuda:N or mps; an .onnx export runs on the CPU (or CUDA where onnxruntime has it)."""
+    cpu), cpu, cuda, cuda:N or mps; an .onnx export runs on the CPU (or CUDA where onnxruntime has it).
+    ``compile``: off, compile or auto, as :class:`Translator`'s."""
     path = Path(run_or_file)
     if path.is_file() and is_export(path):
         G, cfg, info, dev = load_export(path, device)
@@ -184,8 +247,17 @@ def load(
             info["official_file"] = Path(about["official"]["file"]).name
             info["train_size"] = about["official"]["crop_size"]  # unknown without train_opt.txt
     return Translator(
-        G, cfg, dev, tile, overlap, source=str(run_or_file), precision=precision, batch_size=batch_size, info=info
+        G,
+        cfg,
+        dev,
+        tile,
+        overlap,
+        source=str(run_or_file),
+        precision=precision,
+        batch_size=batch_size,
+        info=info,
+        compile=compile,
     )
 
 
-__all__ = ["Translator", "load", "check_precision"]
+__all__ = ["Translator", "load", "check_precision", "choose_translate_mode", "TRANSLATE_MODES"]
