@@ -5,7 +5,7 @@ import torch
 import unpaired
 from unpaired.amp import Precision
 from unpaired.methods import build_model
-from unpaired.training.step import build_step, choose_mode
+from unpaired.training.step import build_step, choose_mode, compile_networks
 
 
 def test_auto_is_eager_without_a_measurement_and_says_why():
@@ -35,3 +35,28 @@ def test_compile_leaves_a_network_differentiated_twice_eager_and_says_so():
         assert ("forward" in model.D.__dict__) == (not eager)  # the instance's forward is the compiled one
         assert "forward_with_features" in model.G.__dict__
         assert ("D stays eager (R1 differentiates its gradient" in lines[0]) == bool(eager), lines
+
+
+def test_compiled_networks_run_compiled_in_training_mode_only(monkeypatch):
+    """Samples and validation (eval mode) call the networks' own forward: their many image and tile
+    sizes would each be a recompilation."""
+    calls = []
+
+    def recording_compile(fn, **options):
+        def compiled(*args, **kwargs):
+            calls.append(fn.__name__)
+            return fn(*args, **kwargs)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    model = build_model(unpaired.preset("cut", crop_size=32, **{"model.ngf": 4, "model.ndf": 4}))
+    assert compile_networks(model) == (["G", "D"], {})
+    x = torch.rand(1, 3, 32, 32)
+    model.train()
+    model.G(x), model.D(x), model.G.encode(x, [0, 4])
+    assert calls == ["forward", "forward", "encode"]
+    calls.clear()
+    model.eval()
+    model.G(x), model.D(x), model.G.encode(x, [0, 4])
+    assert calls == []

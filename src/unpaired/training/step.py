@@ -148,9 +148,22 @@ def compile_networks(model: torch.nn.Module, **options) -> tuple[list[str], dict
             continue  # loss modules; F is a few small MLPs around randperm and gathers: nothing to fuse
         for method in COMPILED_METHODS:
             if hasattr(net, method):
-                setattr(net, method, torch.compile(getattr(net, method), **options))
+                setattr(
+                    net, method, _in_training(net, getattr(net, method), torch.compile(getattr(net, method), **options))
+                )
         compiled.append(name)
     return compiled, eager
+
+
+def _in_training(net: torch.nn.Module, eager: Callable, compiled: Callable) -> Callable:
+    """``compiled`` while ``net`` is in training mode (the step), ``eager`` in eval mode: samples and
+    validation translate whole images and tiles of many sizes, and SinCUT's tiles pass their origin
+    as Python ints, each of which would be a recompilation (minutes per sample on a CPU)."""
+
+    def call(*args, **kwargs):
+        return (compiled if net.training else eager)(*args, **kwargs)
+
+    return call
 
 
 class CompiledStep(TrainStep):
