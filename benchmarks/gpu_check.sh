@@ -5,11 +5,14 @@
 #   2 speed/memory of every model at batch 1 and 16, fp32 and bf16, --compile off and auto
 #     (`unpaired profile --json`: s/iter, images/s, steady vs one-off memory, TFLOP/s, % of peak),
 #     then the official CUT/FastCUT against ours at 256 px (benchmarks/train_speed.py)
-#   3 fast path vs eager equality (benchmarks/step_equality.py, when it exists)
+#   3 fast path vs eager equality (benchmarks/step_equality.py: small networks in float64, where only a
+#     difference in what is computed shows; float32 rounding flips ReLU gates, docs/measured/speed.md)
 #   4 fp16 and bf16 training, 300 iterations of CUT at 64 px on $DATA or a synthetic dataset:
 #     losses in metrics.jsonl must be finite
 #   5 CycleGAN save/resume: 6 iterations straight vs 3 + resume to 6 (pool of 2): max weight difference
 #   6 train.deterministic: the same 6-iteration CUT command in two processes, weights compared bit for bit
+#   7 translation: images/s of the CUT generator at 256 px, batch 16, eager vs `translate --compile compile`
+#     (benchmarks/translate_speed.py), for `translate --compile auto`
 #
 # From the repository root, with the official code carried as .ref/cut (device tool: carry [".ref/cut"]):
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
@@ -18,7 +21,7 @@
 # the whole script on the CPU: small sizes and networks, few iterations, no fp16), GPU_CHECK_DEADLINE
 # (seconds for the whole script, default 470 on CUDA).
 # Files written to $OUT (at most 8 come back): summary.md, env.txt, profile.jsonl, train_speed.md,
-# step_equality.txt, log.txt.
+# step_equality.txt, translate_speed.md, log.txt.
 set -u
 
 cd "$(dirname "$0")/.."
@@ -174,7 +177,9 @@ cat "$OUT/train_speed.md" >> "$SUMMARY"
 # ------------------------------------------------------------------ 3. fast path vs eager
 section "3. fast path vs eager equality"
 if [ -f benchmarks/step_equality.py ]; then
-    run_to "$OUT/step_equality.txt" "$(left 40)" "$PY" benchmarks/step_equality.py --device "$DEVICE"
+    # small networks (compiling the full ones for 4 models x 2 modes takes minutes); CUT and SinCUT (R1) first
+    run_to "$OUT/step_equality.txt" "$(left 60)" "$PY" benchmarks/step_equality.py --device "$DEVICE" --tiny \
+        --size 32 --models cut sincut fastcut cyclegan
     tail -n 30 "$OUT/step_equality.txt" | sed 's/^/    /' >> "$SUMMARY"
 else
     echo "benchmarks/step_equality.py is missing (not written yet): nothing checked" | tee "$OUT/step_equality.txt" >> "$SUMMARY"
@@ -269,6 +274,14 @@ DET=(train --model cut --data "$D" "${TRAIN_SIZE[@]}" --device "$DEVICE" --num-w
 run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_1"
 run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_2"
 compare_weights "$WORK/det_1" "$WORK/det_2" " (see log.txt: did an operation refuse deterministic mode?)"
+
+# ------------------------------------------------------------------ 7. translation, eager vs compiled
+section "7. translation: eager vs compiled generator (benchmarks/translate_speed.py)"
+if [ "$DEVICE" = cpu ]; then TR=(--size 64 --batch-sizes 2 --precisions fp32 --repeats 1); else
+    TR=(--size 256 --batch-sizes 16 --precisions fp32 bf16 --repeats 5); fi
+run_to "$OUT/translate_speed.md" "$(left 75)" "$PY" benchmarks/translate_speed.py --device "$DEVICE" "${TR[@]}" \
+    --modes off compile
+cat "$OUT/translate_speed.md" >> "$SUMMARY"
 
 section "done"
 note "total ${SECONDS}s"
