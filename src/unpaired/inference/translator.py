@@ -59,7 +59,13 @@ def choose_translate_mode(mode: str, device: torch.device) -> tuple[str, str]:
             "auto on cuda: no GPU measurement has shown compiled translation faster yet "
             "(benchmarks/translate_speed.py --modes off compile)"
         )
-    return "off", f"auto on {device.type}: compiling costs more start-up than it saves off GPUs"
+    if device.type == "cpu":
+        return "off", (
+            "auto on cpu: compiling takes 10-20 s per image size and precision; a 2-core CPU measured the "
+            "compiled generator 1.1-1.6x faster after that (docs/measured/speed.md), so --compile compile "
+            "pays off for many images of one size"
+        )
+    return "off", f"auto on {device.type}: compiled translation has not been measured on this device class"
 
 
 class _CompiledForward:
