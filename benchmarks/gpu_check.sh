@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Checks for a lent GPU machine (one H100/H200), in under 8 minutes, results appended to $OUT as
+# Checks for a lent GPU machine (one H100/H200), in under 9 minutes, results appended to $OUT as
 # they come (a run cut off still returns what it has):
 #   1 environment (nvidia-smi, torch/CUDA/cuDNN)
-#   2 speed/memory of every model at batch 1 and 16, fp32 and bf16, --compile off and auto
+#   2 speed/memory of every model at batch 1 and 16, fp32 and bf16, --compile off, and for CUT and FastCUT
+#     compile and cudagraphs
 #     (`unpaired profile --json`: s/iter, images/s, steady vs one-off memory, TFLOP/s, % of peak),
 #     then the official CUT/FastCUT against ours at 256 px (benchmarks/train_speed.py)
 #   3 fast path vs eager equality (benchmarks/step_equality.py: small networks in float64, where only a
@@ -19,10 +20,14 @@
 # Environment: OUT (results, default ./gpu_check_out), DATA (a split made by `unpaired data split`,
 # e.g. people2outline; default: a synthetic two-folder set), GPU_CHECK_DEVICE=cpu (a tiny dry run of
 # the whole script on the CPU: small sizes and networks, few iterations, no fp16), GPU_CHECK_DEADLINE
-# (seconds for the whole script, default 470 on CUDA).
+# (seconds for the whole script, default 540 on CUDA), GPU_CHECK_PARTS (which parts, default
+# "2 2b 3 4 5 6 7"; part 1 always runs): the whole check does not fit one 10-minute call, so a
+# session runs e.g. GPU_CHECK_PARTS="2 2b 3" and then "3 7 4 5 6" on the same warm machine.
 # Files written to $OUT (at most 8 come back): summary.md, env.txt, profile.jsonl, train_speed.md,
 # step_equality.txt, translate_speed.md, log.txt.
 set -u
+PARTS=" ${GPU_CHECK_PARTS:-2 2b 3 4 5 6 7} "
+want() { [[ "$PARTS" == *" $1 "* ]]; }
 
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -45,7 +50,7 @@ if [ "$DEVICE" = cpu ]; then
     TRAIN_PRECISIONS=(bf16); TRAIN_ITERS=4; TRAIN_SIZE=(--size 32 --set model.ngf=8 --set model.ndf=8)
     RESUME_SIZE=(--size 32 --set model.ngf=8 --set model.ndf=8 --set model.n_blocks=2)
 else
-    DEADLINE="${GPU_CHECK_DEADLINE:-470}"; SCALE=1
+    DEADLINE="${GPU_CHECK_DEADLINE:-540}"; SCALE=1
     SIZE_CUT=(); SIZE_CYC=(); SIZE_SIN=()                # presets: 256 px; SinCUT 16 crops of 128 px
     BATCHES=(1 16); PROF_ITERS=(5 2)
     SPEED_ARGS=(--sizes 256 --iters 10 --warmup 3 --device cuda)
@@ -74,7 +79,7 @@ run_to() {
 }
 run() { run_to - "$@"; }
 
-printf '# GPU check, %s\n\ndevice %s, deadline %ss, tree %s\n' "$(date -Is)" "$DEVICE" "$DEADLINE" "$PWD" > "$SUMMARY"
+printf '# GPU check, %s\n\ndevice %s, deadline %ss, parts%s, tree %s\n' "$(date -Is)" "$DEVICE" "$DEADLINE" "$PARTS" "$PWD" > "$SUMMARY"
 : > "$LOG"
 
 # ------------------------------------------------------------------ 1. environment
@@ -99,6 +104,7 @@ EOF
 } > "$OUT/env.txt" 2>&1
 note '```'; grep -E "^(python|GPU|NVIDIA-SMI|no nvidia)" "$OUT/env.txt" >> "$SUMMARY"; note '```'
 
+if want 2; then
 # ------------------------------------------------------------------ 2. speed and memory
 section "2. speed and memory: unpaired profile (JSON lines in profile.jsonl)"
 : > "$OUT/profile.jsonl"
@@ -133,18 +139,24 @@ for precision in ("fp32", "bf16"):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 EOF
-PART2_END=$(( SECONDS + $(left 170) ))
-for mode in off auto; do
-    for model in cut fastcut cyclegan sincut cut-focal fastcut-focal sincut-focal; do
-        case $model in
-            sincut*) extra=("${SIZE_SIN[@]}") ;;
-            cyclegan) extra=("${SIZE_CYC[@]}") ;;
-            *) extra=("${SIZE_CUT[@]}") ;;
-        esac
-        t=$(( PART2_END - SECONDS )); [ "$t" -gt $(( 40 * SCALE )) ] && t=$(( 40 * SCALE ))
-        run "$t" "$PY" "$WORK/profile_models.py" "$mode" "$DEVICE" "$OUT/profile.jsonl" "$(IFS=,; echo "${BATCHES[*]}")" \
-            "${PROF_ITERS[@]}" "$model" "${extra[@]}"
-    done
+PART2_END=$(( SECONDS + $(left 230) ))
+# every model eagerly; then the compiled step modes for CUT and FastCUT (the 256 px goal is CUT's
+# step), fp32 batch 1 first: each setting compiles anew, and a process cut off keeps what it wrote
+PROFILE_RUNS=()
+for model in cut fastcut cyclegan sincut cut-focal fastcut-focal sincut-focal; do PROFILE_RUNS+=("off $model"); done
+[ "$DEVICE" = cpu ] && COMPILED_MODES=(compile) || COMPILED_MODES=(compile cudagraphs)
+for mode in "${COMPILED_MODES[@]}"; do PROFILE_RUNS+=("$mode cut" "$mode fastcut"); done
+for entry in "${PROFILE_RUNS[@]}"; do
+    read -r mode model <<< "$entry"
+    case $model in
+        sincut*) extra=("${SIZE_SIN[@]}") ;;
+        cyclegan) extra=("${SIZE_CYC[@]}") ;;
+        *) extra=("${SIZE_CUT[@]}") ;;
+    esac
+    if [ "$mode" = off ]; then cap=$(( 30 * SCALE )); else cap=$(( 60 * SCALE )); fi
+    t=$(( PART2_END - SECONDS )); [ "$t" -gt "$cap" ] && t=$cap
+    run "$t" "$PY" "$WORK/profile_models.py" "$mode" "$DEVICE" "$OUT/profile.jsonl" "$(IFS=,; echo "${BATCHES[*]}")" \
+        "${PROF_ITERS[@]}" "$model" "${extra[@]}"
 done
 "$PY" - "$OUT/profile.jsonl" >> "$SUMMARY" 2>> "$LOG" <<'EOF'
 import json, sys
@@ -168,12 +180,18 @@ print(f"\n{len(rows)} settings. CUDA: steady = peak allocated over the timed ite
       "per model and compile mode; FLOPs counted on the eager rows (--compile off) only.")
 EOF
 
+fi
+
+if want 2b; then
 section "2b. official CUT/FastCUT vs ours (benchmarks/train_speed.py)"
 if [ -f .ref/cut/models/cut_model.py ]; then note "official checkout: .ref/cut"; else
     note "official checkout .ref/cut missing (carry it: the device tool's carry [\".ref/cut\"]): only ours is timed"; fi
 run_to "$OUT/train_speed.md" "$(left 90)" "$PY" benchmarks/train_speed.py "${SPEED_ARGS[@]}"
 cat "$OUT/train_speed.md" >> "$SUMMARY"
 
+fi
+
+if want 3; then
 # ------------------------------------------------------------------ 3. fast path vs eager
 section "3. fast path vs eager equality"
 if [ -f benchmarks/step_equality.py ]; then
@@ -185,8 +203,11 @@ else
     echo "benchmarks/step_equality.py is missing (not written yet): nothing checked" | tee "$OUT/step_equality.txt" >> "$SUMMARY"
 fi
 
+fi
+
 # ------------------------------------------------------------------ 4. fp16 / bf16 training
-section "4. mixed-precision training on data"
+if want 4 || want 5 || want 6; then
+section "4. data for parts 4-6, and mixed-precision training"
 if [ -n "${DATA:-}" ] && [ -d "$DATA/trainA" ] && [ -d "$DATA/trainB" ]; then
     D="$DATA"; note "data: $DATA"
 else
@@ -208,7 +229,8 @@ for domain in "AB":
 EOF
     note "data: synthetic, 64 random 64x64 images per domain (\$DATA unset or without trainA/trainB)"
 fi
-for prec in "${TRAIN_PRECISIONS[@]}"; do
+fi
+want 4 && for prec in "${TRAIN_PRECISIONS[@]}"; do
     RUN="$WORK/train_$prec"
     run "$(left 40)" "$PY" -m unpaired train --model cut --data "$D" --out "$RUN" "${TRAIN_SIZE[@]}" \
         --iters "$TRAIN_ITERS" --precision "$prec" --device "$DEVICE" --num-workers 2 --quiet \
@@ -257,6 +279,7 @@ print(f"- both at iteration {a['progress']['iteration']} / {b['progress']['itera
 EOF
 }
 
+if want 5; then
 # ------------------------------------------------------------------ 5. CycleGAN save/resume
 section "5. CycleGAN save/resume (6 straight vs 3 + resume to 6, pool_size 2)"
 CYC=(train --model cyclegan --data "$D" "${RESUME_SIZE[@]}" --device "$DEVICE" --num-workers 0 --quiet
@@ -267,6 +290,9 @@ run "$(left 15)" "$PY" -m unpaired "${CYC[@]}" --out "$WORK/cyc_resumed" --iters
 compare_weights "$WORK/cyc_straight" "$WORK/cyc_resumed"
 note "(on CUDA cudnn.benchmark's algorithm choice is not deterministic: small differences are expected)"
 
+fi
+
+if want 6; then
 # ------------------------------------------------------------------ 6. train.deterministic
 section "6. train.deterministic: the same CUT command twice (6 iterations, fresh processes) must be bit-identical"
 DET=(train --model cut --data "$D" "${TRAIN_SIZE[@]}" --device "$DEVICE" --num-workers 0 --quiet
@@ -275,6 +301,9 @@ run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_1"
 run "$(left 25)" "$PY" -m unpaired "${DET[@]}" --out "$WORK/det_2"
 compare_weights "$WORK/det_1" "$WORK/det_2" " (see log.txt: did an operation refuse deterministic mode?)"
 
+fi
+
+if want 7; then
 # ------------------------------------------------------------------ 7. translation, eager vs compiled
 section "7. translation: eager vs compiled generator (benchmarks/translate_speed.py)"
 if [ "$DEVICE" = cpu ]; then TR=(--size 64 --batch-sizes 2 --precisions fp32 --repeats 1); else
@@ -282,6 +311,8 @@ if [ "$DEVICE" = cpu ]; then TR=(--size 64 --batch-sizes 2 --precisions fp32 --r
 run_to "$OUT/translate_speed.md" "$(left 75)" "$PY" benchmarks/translate_speed.py --device "$DEVICE" "${TR[@]}" \
     --modes off compile
 cat "$OUT/translate_speed.md" >> "$SUMMARY"
+
+fi
 
 section "done"
 note "total ${SECONDS}s"

@@ -19,6 +19,7 @@ otherwise flip an update's sign.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -108,6 +109,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--tiny", action="store_true", help="small networks (default off CUDA)")
     args = p.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # into a file under gpu_check's timeout: each line as it comes
     device = select_device(args.device)
     cuda = device.type == "cuda"
     modes = args.modes or (["compile", "cudagraphs"] if cuda else ["compile"])

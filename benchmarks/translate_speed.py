@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -65,21 +66,6 @@ def main() -> None:
     cfg = resolve(preset("cut"))
     torch.manual_seed(0)
     G = init_weights(build_generator(cfg), cfg.model.init_gain)
-    rows = []
-    for mode in args.modes:
-        for precision in args.precisions:
-            translator = Translator(G, cfg, device, precision=precision, compile=mode)
-            for batch in args.batch_sizes:
-                speed, warmup = measure(translator, batch, args.size, args.repeats)
-                rows.append(
-                    {
-                        "mode": mode,
-                        "precision": precision,
-                        "batch_size": batch,
-                        "images_per_sec": speed,
-                        "first_call_s": warmup,
-                    }
-                )
     env = {
         "torch": torch.__version__,
         "device": str(device),
@@ -89,17 +75,32 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "size": args.size,
     }
+    if not args.json:
+        # each row as it is measured: under gpu_check's timeout, a run cut off keeps the rows it has
+        sys.stdout.reconfigure(line_buffering=True)
+        print(
+            f"CUT generator, {args.size}x{args.size}, {device}, torch {env['torch']}, {env['threads']} threads, "
+            f"{env['cpu']}, load {env['load_1min']}, {env['date']}"
+        )
+        print("| --compile | precision | batch size | images/s | first call (s) |\n|---|---|---|---|---|")
+    rows = []
+    for mode in args.modes:
+        for precision in args.precisions:
+            translator = Translator(G, cfg, device, precision=precision, compile=mode)
+            for batch in args.batch_sizes:
+                speed, warmup = measure(translator, batch, args.size, args.repeats)
+                row = {
+                    "mode": mode,
+                    "precision": precision,
+                    "batch_size": batch,
+                    "images_per_sec": speed,
+                    "first_call_s": warmup,
+                }
+                rows.append(row)
+                if not args.json:
+                    print(f"| {mode} | {precision} | {batch} | {speed:.2f} | {warmup:.1f} |")
     if args.json:
         print(json.dumps({"env": env, "rows": rows}, indent=2))
-        return
-    print(
-        f"CUT generator, {args.size}x{args.size}, {device}, torch {env['torch']}, {env['threads']} threads, "
-        f"{env['cpu']}, load {env['load_1min']}, {env['date']}"
-    )
-    print("| --compile | precision | batch size | images/s | first call (s) |\n|---|---|---|---|---|")
-    for r in rows:
-        cells = [r["mode"], r["precision"], r["batch_size"], f"{r['images_per_sec']:.2f}", f"{r['first_call_s']:.1f}"]
-        print("| " + " | ".join(map(str, cells)) + " |")
 
 
 if __name__ == "__main__":
