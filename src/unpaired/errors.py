@@ -15,3 +15,9 @@ class UnpairedError(Exception):
 
 class ConfigError(UnpairedError, ValueError):
     """A configuration value, file or override is invalid; the message says which and why."""
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message`` (at most ``limit`` characters of it), for a log line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__

@@ -15,6 +15,7 @@ from ..amp import DTYPES, autocast
 from ..config import Config, ConfigError
 from ..data.images import convert_image, to_image, to_tensor
 from ..devices import select_device
+from ..errors import one_line
 from ..tiling import (
     AUTO_TILE_PIXELS,
     check_tiles,
@@ -84,10 +85,7 @@ class _CompiledForward:
             out = self.compiled(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - any compiler failure: translate eagerly, saying so
             del self.generator.forward  # the class's forward again
-            self.log(
-                f"translate: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                f"translating with the eager generator instead"
-            )
+            self.log(f"translate: torch.compile failed ({one_line(e)}); translating with the eager generator instead")
             return self.generator(*args, **kwargs)
         self.first = False
         return out

@@ -20,7 +20,7 @@ from torch.profiler import record_function
 
 from .. import checkpoint as ckpt_io
 from ..amp import Precision
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 
 
 class StepResult(NamedTuple):
@@ -148,9 +148,8 @@ def compile_networks(model: torch.nn.Module, **options) -> tuple[list[str], dict
             continue  # loss modules; F is a few small MLPs around randperm and gathers: nothing to fuse
         for method in COMPILED_METHODS:
             if hasattr(net, method):
-                setattr(
-                    net, method, _in_training(net, getattr(net, method), torch.compile(getattr(net, method), **options))
-                )
+                own = getattr(net, method)
+                setattr(net, method, _in_training(net, own, torch.compile(own, **options)))
         compiled.append(name)
     return compiled, eager
 
@@ -207,10 +206,7 @@ class CompiledStep(TrainStep):
                 o.load_state_dict(saved[1][k])
             ckpt_io.set_rng_state(saved[2])
             self._uncompile()
-            self.log(
-                f"step: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                f"training with the eager step instead"
-            )
+            self.log(f"step: torch.compile failed ({one_line(e)}); training with the eager step instead")
             result = super().__call__(batch, **draws)
         self._first = False
         return result
