@@ -178,3 +178,46 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(split_dir, tmp_path
     assert by_lr["0.0002"]["state"] == "COMPLETE" and result["best"]["params"] == {"lr": 0.0002}
     assert "diverged; recorded as DIVERGED, the sweep goes on" in capsys.readouterr().err
     assert "| DIVERGED |" in (out / "sweep.md").read_text()
+
+
+def test_a_grid_point_handed_out_twice_runs_once(tmp_path):
+    """Two processes can be handed one grid point at once (GridSampler re-deals a started, unfinished
+    point once every point is started): the later trial yields before training, is marked a
+    duplicate, and neither the trial count nor the results count it."""
+    from unpaired.experiments.sweep import SweepPlan, collect_results, make_objective, study_counts
+
+    space = {"focal_gamma": [0, 2]}
+    plan = SweepPlan("cut-focal", tmp_path, tmp_path, space, "grid", "fid", 60, 0, [], None, False)
+    trained = []
+    objective = make_objective(plan, lambda *a: trained.append(a), {}, [])
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.GridSampler(space, seed=0))
+    first, second = study.ask(), study.ask()  # both points started (in other processes)
+    for t in (first, second):
+        t.suggest_categorical("focal_gamma", space["focal_gamma"])
+    third = study.ask()  # the grid is exhausted: the sampler re-deals a running point
+    point = third.suggest_categorical("focal_gamma", space["focal_gamma"])
+    earlier = first if first.params["focal_gamma"] == point else second
+    with pytest.raises(optuna.TrialPruned):
+        objective(third)
+    assert trained == [] and study.trials[third.number].user_attrs["duplicate"] is True
+    study.tell(third, state=optuna.trial.TrialState.PRUNED)
+    assert study_counts(study) == {"COMPLETE": 0, "PRUNED": 0, "RUNNING": 2, "WAITING": 0}
+    assert [t["number"] for t in collect_results(study, plan)["trials"]] == [first.number, second.number]
+    # a running trial does not yield to a later one of its point; the later one yields to it
+    from unpaired.experiments.storage import yield_if_taken
+
+    study.enqueue_trial({"focal_gamma": point})
+    fourth = study.ask()
+    fourth.suggest_categorical("focal_gamma", space["focal_gamma"])
+    yield_if_taken(study, earlier, lambda t: t.params == earlier.params)
+    with pytest.raises(optuna.TrialPruned):
+        objective(fourth)
+    study.tell(fourth, state=optuna.trial.TrialState.PRUNED)
+    study.tell(earlier, 5.0)  # once it finished, a later trial of its point yields to it
+    study.enqueue_trial({"focal_gamma": point})
+    late = study.ask()
+    late.suggest_categorical("focal_gamma", space["focal_gamma"])
+    with pytest.raises(optuna.TrialPruned):
+        objective(late)
+    assert trained == []

@@ -50,6 +50,7 @@ from .storage import (
     open_storage,
     process_name,
     storage_lost,
+    yield_if_taken,
 )
 
 POLL_SECONDS = 2.0  # how often a process with nothing to start looks at the others' runs
@@ -135,13 +136,13 @@ def _take_runs(plan: ExperimentPlan, storage, show_progress: bool, poll: float) 
         trial.set_user_attr("process", process_name())  # who runs it (a retry inherits the dead one's attrs)
         trial.set_user_attr("resumed_from", None)
         trial.set_user_attr("error", None)
-        if _taken(study, trial, key):  # two processes were handed the same run at once: the later one yields
-            trial.set_user_attr("duplicate", True)
-            raise optuna.TrialPruned()
+
+        def same_run(t) -> bool:
+            return t.params.get("run") == key
+
+        yield_if_taken(study, trial, same_run)  # two processes were handed the same run at once
         with run_dir_lock(run_dir, f"trial {trial.number}"):
-            if _taken(study, trial, key):
-                trial.set_user_attr("duplicate", True)
-                raise optuna.TrialPruned()
+            yield_if_taken(study, trial, same_run)
             resumed = resume_point(run_dir)
             trial.set_user_attr("resumed_from", resumed)  # the checkpoint's iteration (None: fresh)
             prefix = f"[{keys.index(key) + 1}/{len(keys)}] trial {trial.number}: "
@@ -237,18 +238,6 @@ def _requeue(study, trial) -> None:
         with warnings.catch_warnings():  # deprecated name in Optuna 4.9+, the only one in 3.x
             warnings.simplefilter("ignore")
             RetryFailedTrialCallback(max_retry=None)(study, frozen)
-
-
-def _taken(study, trial, key: str) -> bool:
-    """Whether another trial has this run: finished it, or runs it and was created first."""
-    for t in study.get_trials(deepcopy=False):
-        if t.number == trial.number or t.params.get("run") != key:
-            continue
-        if t.state.name == "COMPLETE" or t.user_attrs.get("finished"):
-            return True
-        if t.state.name == "RUNNING" and t.number < trial.number:
-            return True
-    return False
 
 
 def _errors(study) -> dict[str, str]:

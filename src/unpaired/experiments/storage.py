@@ -158,3 +158,20 @@ def heartbeat_errors_as_one_line(url: str, what: str):
         yield
     finally:
         threading.excepthook = previous
+
+
+def yield_if_taken(study, trial, same) -> None:
+    """End ``trial`` as a duplicate (pruned, user attribute ``duplicate``: it counts for nothing) if
+    another trial of ``study`` has what it was handed (``same(other)``: the same run or grid point):
+    one that finished it, or one that runs it and was created first. Optuna can hand two processes
+    the same point at once (GridSampler re-deals a started, unfinished point once every point is
+    started); the later trial yields. Call it before taking the run's lock and again inside it."""
+    import optuna  # noqa: PLC0415 - optional (the sweep extra)
+
+    for t in study.get_trials(deepcopy=False):
+        if t.number == trial.number or t.user_attrs.get("duplicate") or not same(t):
+            continue
+        finished = t.state.name in ("COMPLETE", "PRUNED") or t.user_attrs.get("finished")
+        if finished or (t.state.name == "RUNNING" and t.number < trial.number):
+            trial.set_user_attr("duplicate", True)
+            raise optuna.TrialPruned(f"trial {t.number} has it")

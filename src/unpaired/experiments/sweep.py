@@ -62,6 +62,7 @@ from .storage import (
     process_name,
     storage_lost,
     storage_url,
+    yield_if_taken,
 )
 
 SAMPLERS = ("grid", "tpe")  # Optuna's GridSampler, TPESampler
@@ -291,7 +292,15 @@ def make_objective(plan: SweepPlan, trial_config, current: dict[str, Any], extra
         runs = [(k, run_dir_of(trial_dir.parent, trial_dir.name, k)) for k in (seeds if seeds is not None else [None])]
         values: list[float] = []
         iterations: list[int] = []
+
+        # a grid point runs once: two processes can be handed the same one at once (TPE may suggest a
+        # point again by its own choice: that trial reruns nothing, it resumes the finished run folder)
+        def same_point(t) -> bool:
+            return plan.sampler == "grid" and t.params == params
+
+        yield_if_taken(trial.study, trial, same_point)
         with run_dir_lock(trial_dir, f"trial {trial.number}"):
+            yield_if_taken(trial.study, trial, same_point)
             for i, (train_seed, run_dir) in enumerate(runs):
                 # only the first seed reports to the pruner: its intermediate values are comparable
                 # with the other trials' first seeds at the same iteration
@@ -335,8 +344,9 @@ def make_objective(plan: SweepPlan, trial_config, current: dict[str, Any], extra
 
 
 def study_counts(study) -> dict[str, int]:
-    """How many of the study's trials are in each state that matters for starting another."""
-    states = [t.state.name for t in study.get_trials(deepcopy=False)]
+    """How many of the study's trials are in each state that matters for starting another (a
+    duplicate, which yielded its grid point to another trial, counts for nothing)."""
+    states = [t.state.name for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("duplicate")]
     return {k: states.count(k) for k in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")}
 
 
@@ -443,6 +453,8 @@ def collect_results(study, plan: SweepPlan) -> dict[str, Any]:
         "trials": [],
     }
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("duplicate"):  # handed a grid point another trial had: it ran nothing
+            continue
         diverged = t.user_attrs.get("diverged")
         entry = {
             "number": t.number,
