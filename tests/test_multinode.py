@@ -328,6 +328,22 @@ def test_a_bad_timeout_is_refused(monkeypatch, raw):
         distributed.timeout_seconds()
 
 
+def test_teardown_leaves_only_a_group_this_package_joined(monkeypatch):
+    """A group setup() joined is destroyed at the end (gloo's threads joined before the interpreter
+    exits); a group the caller initialised before is the caller's to end."""
+    destroyed = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: destroyed.append(True))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    callers = distributed.setup("cpu")[0]
+    assert callers == distributed.DistInfo(0, 2, 0, owns_group=False)
+    distributed.teardown(callers)
+    assert destroyed == []
+    distributed.teardown(distributed.DistInfo(0, 2, 0, owns_group=True))
+    assert destroyed == [True]
+
+
 def test_the_timeout_reaches_the_process_group(monkeypatch):
     """setup() hands UNPAIRED_DIST_TIMEOUT to init_process_group (default 600 s, not PyTorch's 30 min)."""
     seen = []
@@ -336,7 +352,7 @@ def test_the_timeout_reaches_the_process_group(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.delenv("UNPAIRED_DIST_TIMEOUT", raising=False)
-    assert distributed.setup("cpu")[0] == distributed.DistInfo(1, 2, 0)
+    assert distributed.setup("cpu")[0] == distributed.DistInfo(1, 2, 0, owns_group=True)
     monkeypatch.setenv("UNPAIRED_DIST_TIMEOUT", "90")
     distributed.setup("cpu")
     assert seen == [timedelta(seconds=600), timedelta(seconds=90)]

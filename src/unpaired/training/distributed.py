@@ -15,6 +15,7 @@ stop with :class:`ProcessesLost`, and the run resumes from its last checkpoint w
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from contextlib import contextmanager
@@ -103,6 +104,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this package joined the process group (and leaves it in teardown)
 
     @property
     def enabled(self) -> bool:
@@ -121,7 +123,13 @@ def setup(device_name: str) -> tuple[DistInfo, str]:
         return DistInfo(), device_name
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()  # else the caller's group: the caller ends it
+    if owns_group:
+        # Imported before the group exists: its functions take `group=group.WORLD` as a default
+        # evaluated at import, and torch._dynamo imports it (our step module does, even eager). Imported
+        # after, ten defaults hold the group, teardown cannot free it, and gloo's threads outlive it.
+        importlib.import_module("torch.distributed.nn.functional")
+
         timeout = timedelta(seconds=timeout_seconds())
         with exchange():
             dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout)
@@ -130,7 +138,19 @@ def setup(device_name: str) -> tuple[DistInfo, str]:
         device_name = f"cuda:{local}"
     elif device_name == "auto":
         device_name = "cpu"
-    return DistInfo(rank, world, local), device_name
+    return DistInfo(rank, world, local, owns_group), device_name
+
+
+def teardown(info: DistInfo) -> None:
+    """Leave the process group :func:`setup` joined, once training has ended on every process.
+
+    Without it the process can abort at exit ("terminate called without an active exception", about
+    1 run in 5 with gloo): a gloo worker thread releases its last collectives' tensors while the
+    interpreter shuts down, and a tensor whose Python object it still owns needs the GIL, which a
+    finalizing interpreter no longer gives (pytorch/pytorch#190489). Destroying the group joins those
+    threads first. Only after a clean end: a process that failed alone would wait here for the others."""
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def average_gradients(params) -> None:

@@ -115,12 +115,14 @@ class Trainer:
         process that dies stops the others with :class:`~.distributed.ProcessesLost`, which names the
         checkpoint to resume from."""
         try:
-            return self._fit()
+            summary = self._fit()
         except distributed.ProcessesLost as e:
             info = getattr(self, "dist", distributed.DistInfo())
             raise distributed.lost(
                 e, info, getattr(self, "iteration", 0), self.ckpt_path, getattr(self, "saved_iteration", None)
             ) from e
+        distributed.teardown(self.dist)  # every process got here: finish() ended with a barrier
+        return summary
 
     def _fit(self) -> dict[str, Any]:
         state = self.setup()
