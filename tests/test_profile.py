@@ -25,7 +25,7 @@ TINY = {  # small networks per family; the exact architecture is not what is tes
 MODELS = ["cut", "fastcut", "cut-focal", "fastcut-focal", "sincut", "sincut-focal", "cyclegan"]
 
 
-def run_profile(capsys, model: str, *extra: str) -> dict:
+def run_profile(capsys, model: str, *extra: str, rc: int = 0) -> dict:
     family = "sincut" if model.startswith("sincut") else "cyclegan" if model == "cyclegan" else "cut"
     assert (
         main(
@@ -48,9 +48,9 @@ def run_profile(capsys, model: str, *extra: str) -> dict:
                 *extra,
             ]
         )
-        == 0
+        == rc
     )
-    return json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out) if rc == 0 else {}
 
 
 def test_every_method_is_profiled():
@@ -245,3 +245,19 @@ def test_memory_meter_on_cpu_reads_the_current_rss():
     rss = memory.current_rss_bytes()
     assert rss is not None and meter.steady_bytes() >= 64 * 2**20 and keep.sum() > 0
     assert meter.steady_bytes() <= meter.oneoff_bytes() and meter.reserved_bytes() is None
+
+
+def test_a_timed_iteration_that_compiles_is_run_again(capsys, monkeypatch):
+    """A timed iteration during which torch.compile compiled a graph (a path the warm-up missed)
+    is not timed: it runs again, and the note and recompiled_iters say so; a step that compiles
+    every time is refused. The graph counter is scripted: (before, after) of each iteration."""
+    readings = iter([0, 5, 5, 5, 5, 6, 6, 6])  # warm-up compiles; the 2nd timed iteration compiles
+    monkeypatch.setattr(prof, "compiled_graphs", lambda: next(readings))
+    r = run_profile(capsys, "cut", "--no-flops")
+    assert (r["iters"], r["recompiled_iters"]) == (2, 1)
+    assert any("1 timed iteration(s) compiled new code" in n and "run again" in n for n in r["step_notes"])
+    timed = iter(range(100))  # every reading higher than the last: every iteration compiles
+    monkeypatch.setattr(prof, "compiled_graphs", lambda: next(timed))
+    run_profile(capsys, "cut", "--no-flops", rc=2)
+    assert "error: every timed iteration compiled new code (4 of them)" in capsys.readouterr().err
+    assert next(timed) == 2 * (1 + 2 * 2)  # warm-up 1 and at most 2 x iters timed: (before, after) each

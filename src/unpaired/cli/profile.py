@@ -74,7 +74,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--size", type=int, help="crop size (default: the preset's, 256 for CUT)")
     pr.add_argument("--batch-size", type=int, help="images per iteration (default: the preset's, 1 for CUT)")
     pr.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
-    pr.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
+    pr.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed iterations first (default 3); a timed iteration that compiles new code (a path of a "
+        "compiled step the warm-up missed) is run again instead of timed",
+    )
     options.add_precision(pr, help="autocast precision (default fp32)")
     options.add_step_mode(pr, help="how the training step runs (train.compile; default auto), as in training")
     pr.add_argument(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
@@ -84,6 +85,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def compiled_graphs() -> int:
+    """How many graphs torch.compile has compiled in this process (0 before torch._dynamo is loaded)."""
+    if "torch._dynamo" not in sys.modules:
+        return 0
+    from torch._dynamo.utils import counters  # noqa: PLC0415 - loaded already (checked above)
+
+    return int(counters["stats"]["unique_graphs"])
+
+
 def profile_training(
     cfg: Config,
     device: torch.device,
@@ -101,7 +111,11 @@ def profile_training(
     the step), as in training. ``peak_tflops`` overrides the device table (:data:`PEAK_TFLOPS`). ``flops=False``
     skips the extra counted iteration. ``between()``, when given, runs after each timed iteration,
     outside the timing (e.g. another implementation's step, to interleave two measurements); its
-    transient memory is left out of the steady figure, but not what it keeps allocated."""
+    transient memory is left out of the steady figure, but not what it keeps allocated.
+
+    A timed iteration during which torch.compile compiled a new graph (a path the warm-up did not
+    take, e.g. FastCUT's flipped images) measures compiling, not the step: it is run again, at most
+    ``iters`` times in all, and the result's ``recompiled_iters`` and a step note say so."""
     if iters < 1 or warmup < 0:
         raise ConfigError(f"profile needs --iters >= 1 and --warmup >= 0, got {iters} and {warmup}")
     resolve(cfg)
@@ -115,21 +129,38 @@ def profile_training(
     model, optimizers, step = parts.model, parts.optimizers, parts.step
     shape = (cfg.data.batch_size, cfg.data.channels, cfg.data.crop_size, cfg.data.crop_size)
     batch = {k: torch.rand(shape, device=device) * 2 - 1 for k in ("A", "B")}
-    times = []
-    for i in range(warmup + iters):
+    times: list[float] = []
+    recompiled, i = 0, 0
+    while len(times) < iters and i < warmup + 2 * iters:
         if i == warmup:
             meter.start_steady()
+        graphs = compiled_graphs()
         _sync(device)
         t0 = time.perf_counter()
         step(batch)
         _sync(device)
         elapsed = time.perf_counter() - t0
         meter.sample()
+        compiled = compiled_graphs() > graphs
         if i >= warmup:
-            times.append(elapsed)
+            if compiled:
+                recompiled += 1
+            else:
+                times.append(elapsed)
             if between is not None:
                 between()
                 meter.skip()
+        i += 1
+    if recompiled:
+        notes.append(
+            f"profile: {recompiled} timed iteration(s) compiled new code (a path the {warmup} warm-up iteration(s) "
+            f"did not take) and {'were run again' if len(times) == iters else 'are left out'}; raise --warmup"
+        )
+    if not times:
+        raise ConfigError(
+            f"every timed iteration compiled new code ({recompiled} of them): this step recompiles each time "
+            "(TORCH_LOGS=recompiles says why); profile it with --compile off"
+        )
     sec = statistics.median(times)
     result: dict[str, Any] = {
         "model": cfg.model.name,
@@ -145,8 +176,9 @@ def profile_training(
         "torch": torch.__version__,
         "sec_per_iter": sec,
         "sec_per_iter_min": min(times),
-        "iters": iters,
+        "iters": len(times),
         "warmup": warmup,
+        "recompiled_iters": recompiled,
         "images_per_sec": cfg.data.batch_size / sec,
         # steady-state (after warm-up) and one-off (warm-up included) peaks: see the module docstring
         "peak_memory_bytes": meter.steady_bytes(),
