@@ -17,10 +17,11 @@ from unpaired.cli import main
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0_2_0"
 EXPECTED = torch.load(FIXTURES / "expected_outputs.pt")
-# The fixtures were made on one x86 CPU; PyTorch's CPU kernels (oneDNN convolutions) pick their
-# code by CPU, so on another CPU the same weights give outputs a few float32 roundings apart
-# (measured 2026-12-05 on an AMD EPYC: 1.3e-6 at most, 10 of 5,760 values above 1e-6). Same pixels
-# here means equal to within 1e-5, about ten times that.
+# The fixtures were made on one x86 CPU (a 2-core AMD EPYC, 2026-12-06); PyTorch's CPU kernels (oneDNN
+# convolutions) pick their code by CPU, so on another CPU the same weights give outputs a few float32
+# roundings apart (the first fixtures, made on another x86 CPU, measured 2026-12-05 on the AMD EPYC:
+# 1.3e-6 at most, 10 of 5,760 values above 1e-6). Same pixels here means equal to within 1e-5, about
+# ten times that.
 CROSS_CPU_ATOL = 1e-5
 
 
