@@ -17,7 +17,14 @@ class ConfigError(UnpairedError, ValueError):
     """A configuration value, file or override is invalid; the message says which and why."""
 
 
+def message_line(error: BaseException) -> str:
+    """The first line of ``error``'s message; its type's name when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def one_line(error: BaseException, limit: int = 200) -> str:
     """``Type: first line of the message`` (at most ``limit`` characters of it), for a log line."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
+    if not str(error).strip():
+        return type(error).__name__
+    return f"{type(error).__name__}: {message_line(error)[:limit]}"

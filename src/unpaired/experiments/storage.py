@@ -13,7 +13,7 @@ import sys
 import threading
 import warnings
 
-from ..errors import ConfigError, UnpairedError
+from ..errors import ConfigError, UnpairedError, message_line
 
 STORAGE_ENV = "UNPAIRED_STORAGE"
 
@@ -96,8 +96,7 @@ def first_line(e: BaseException, url: str | None) -> str:
     of a database error, the database error's: Optuna's own text guesses at invalid data)."""
     while type(e).__name__ == "StorageInternalError" and e.__cause__ is not None:
         e = e.__cause__
-    text = str(e).strip()
-    return mask_text(text.splitlines()[0] if text else type(e).__name__, url)
+    return mask_text(message_line(e), url)
 
 
 def storage_cause(e: BaseException) -> BaseException | None:

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from ..errors import ConfigError, UnpairedError
+from ..errors import ConfigError, UnpairedError, message_line
 
 TIMEOUT_ENV = "UNPAIRED_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0  # longer than rank 0's validation and checkpoint writes, while the others wait
@@ -58,8 +58,7 @@ def timeout_seconds() -> float:
 
 def _reason(error: Exception) -> str:
     """gloo's message without its source-file prefix and advice: 'Connection reset by peer' etc."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", text)
+    text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", message_line(error))
     return text.split(". This is typically caused")[0].rstrip(". ")
 
 
